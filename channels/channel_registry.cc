@@ -1,0 +1,27 @@
+#include "channels/channel_registry.h"
+
+#include "channels/capture/capture_channel.h"
+#include "channels/email/smtp_channel.h"
+
+namespace relance::channels {
+
+namespace v1 = relance::v1;
+
+ChannelMap make_channels(const v1::Config& config, const config::Environment& env) {
+  ChannelMap channels;
+  const auto& email = config.channels().email();
+  if (!email.smtp_url().empty()) {
+    channels[v1::EMAIL] = std::make_shared<email::SmtpChannel>(email, config::lookup(env, email.password_env()));
+  }
+
+  const auto& capture = config.channels().capture();
+  if (channels.empty() || capture.always()) {
+    auto adapter = std::make_shared<capture::CaptureChannel>(capture.dir());
+    for (auto channel : {v1::EMAIL, v1::SMS, v1::WHATSAPP, v1::CALL_TASK}) {
+      if (capture.always() || !channels.count(channel)) channels[channel] = adapter;
+    }
+  }
+  return channels;
+}
+
+}  // namespace relance::channels

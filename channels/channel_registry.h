@@ -1,0 +1,17 @@
+#pragma once
+
+#include <map>
+
+#include "channels/channel.h"
+#include "config/config_loader.h"
+#include "relance/v1/config.pb.h"
+
+namespace relance::channels {
+
+using ChannelMap = std::map<relance::v1::Channel, ChannelAdapterPtr>;
+
+// Builds the adapters the configuration asks for. With no provider configured at all, every
+// channel goes to the capture adapter, so a fresh install shows what it would send.
+ChannelMap make_channels(const relance::v1::Config& config, const config::Environment& env);
+
+}  // namespace relance::channels

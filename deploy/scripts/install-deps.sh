@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package Relance builds and tests with. Idempotent: when all packages
+# are already present it returns without touching apt.
+set -euo pipefail
+
+build_packages=(
+  build-essential cmake ninja-build pkg-config git
+  librdkafka-dev libprotobuf-dev protobuf-compiler libasio-dev libcpp-httplib-dev
+  libcurl4-openssl-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
+  libkainjow-mustache-dev libicu-dev libphonenumber-dev libboost-dev librocksdb-dev
+  libbenchmark-dev libgtest-dev libgmock-dev
+)
+# What the test rig needs beside the compiler: a Kafka client for scripts, an SMTP server,
+# Java and Maven for the broker, Node for the Twilio contract mock.
+test_packages=(kcat python3-aiosmtpd default-jre-headless maven curl ca-certificates)
+
+want=("${build_packages[@]}")
+if [[ "${1:-}" == "--with-test-tools" ]]; then
+  want+=("${test_packages[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,281 @@
+#include "app/gateway.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "common/dates.h"
+#include "decode/event_decoder.h"
+
+namespace relance::app {
+
+namespace v1 = relance::v1;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+constexpr int kMaxAttempts = 5;
+constexpr auto kFlushTimeout = std::chrono::seconds(30);
+
+google::protobuf::Timestamp to_timestamp(Instant at) {
+  return TimeUtil::NanosecondsToTimestamp(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count());
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+Gateway::Gateway(v1::Config config, config::Environment env, ClockPtr clock)
+    : config_(std::move(config)), env_(std::move(env)), clock_(std::move(clock)) {}
+
+Gateway::~Gateway() = default;
+
+void Gateway::start() {
+  const auto& kc = config_.kafka();
+  bootstrap_ = kc.brokers();
+  if (bootstrap_.empty()) {
+    embedded_ = std::make_unique<kafka::EmbeddedCluster>(1);
+    bootstrap_ = embedded_->bootstrap_servers();
+    for (const auto& topic : {kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic()}) {
+      embedded_->create_topic(topic, kc.embedded().partitions());
+    }
+    std::filesystem::path file(kc.embedded().bootstrap_file());
+    if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
+    std::ofstream(file) << bootstrap_ << "\n";
+    spdlog::info("embedded Kafka cluster listening on {} (written to {})", bootstrap_, file.string());
+  }
+
+  kafka::Properties props(kc.properties().begin(), kc.properties().end());
+  props["bootstrap.servers"] = bootstrap_;
+  producer_ = std::make_unique<kafka::Producer>(props);
+  producer_->require_topics({kc.input_topic(), kc.delivery_topic(), kc.dlq_topic()}, std::chrono::seconds(30));
+
+  auto consumer_props = props;
+  consumer_props["group.id"] = kc.group_id();
+  consumer_ = std::make_unique<kafka::Consumer>(consumer_props, [this] {
+    // Offsets about to be committed cover effects whose delivery events must be on the broker.
+    return producer_->flush(kFlushTimeout);
+  });
+  consumer_->subscribe({kc.input_topic()});
+
+  ledger_ = ledger::make_in_memory_ledger();
+  outbox_ = outbox::make_in_memory_outbox();
+  channels_ = channels::make_channels(config_, env_);
+  std::set<v1::Channel> available;
+  for (const auto& [channel, adapter] : channels_) {
+    available.insert(channel);
+    spdlog::info("channel {} → {}", v1::Channel_Name(channel), adapter->provider());
+  }
+  rules_ = std::make_unique<rules::ReminderRules>(config_.policy(), available);
+  renderer_ = std::make_unique<render::Renderer>(config_.policy());
+  ready_.store(true);
+  spdlog::info("consuming {} as group {} from {}", kc.input_topic(), kc.group_id(), bootstrap_);
+}
+
+void Gateway::run() {
+  auto commit_every = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(config_.kafka().commit_interval()));
+  auto last_commit = std::chrono::steady_clock::now();
+  while (!stop_.load()) {
+    auto wait = std::chrono::milliseconds(200);
+    if (auto next = schedule_.next_due()) wait = std::min(wait, clock_->real_time_until(*next));
+    if (auto record = consumer_->poll(wait)) handle(*record);
+    fire_due();
+    producer_->poll();
+    if (dirty_ && std::chrono::steady_clock::now() - last_commit >= commit_every) {
+      commit();
+      last_commit = std::chrono::steady_clock::now();
+    }
+  }
+  spdlog::info("stopping: flushing delivery events and committing offsets");
+  ready_.store(false);
+  commit();
+  consumer_->close();
+  producer_->flush(kFlushTimeout);
+  spdlog::info("stopped");
+}
+
+void Gateway::commit() {
+  if (!dirty_) return;
+  // Offsets move only once every effect they cover is acknowledged by the broker.
+  if (!producer_->flush(kFlushTimeout)) {
+    spdlog::error("delivery events not acknowledged; offsets not committed");
+    return;
+  }
+  if (consumer_->commit()) {
+    dirty_ = false;
+    metrics_.commits.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Gateway::handle(const kafka::Record& record) {
+  metrics_.records_consumed.fetch_add(1, std::memory_order_relaxed);
+  auto finish = [&] {
+    consumer_->store_offset(record);
+    dirty_ = true;
+  };
+  auto type = decode::content_type_from_header(record.header("content-type").value_or(""));
+  if (!type) {
+    dead_letter(record, type.error());
+    return finish();
+  }
+  auto event = decode::decode_event(record.value(), type.value());
+  if (!event) {
+    dead_letter(record, event.error());
+    return finish();
+  }
+  if (auto valid = decode::validate_event(event.value()); !valid) {
+    dead_letter(record, valid.error());
+    return finish();
+  }
+  std::string key(record.key());
+  if (key.empty()) key = decode::subject_key(event.value());
+  if (key.empty()) {
+    dead_letter(record, Error{"missing_key", "the record has no key and the event names no customer", false});
+    return finish();
+  }
+  if (ledger_->apply(key, event.value()) == ledger::ApplyOutcome::kDuplicate) {
+    metrics_.events_duplicate.fetch_add(1, std::memory_order_relaxed);
+    return finish();
+  }
+  metrics_.events_applied.fetch_add(1, std::memory_order_relaxed);
+  // Reminders already due are sent before the offset moves, so a crash never skips them.
+  evaluate(key);
+  finish();
+}
+
+void Gateway::dead_letter(const kafka::Record& record, const Error& error) {
+  metrics_.events_dead_lettered.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("dead-lettering {}[{}]@{}: {}: {}", record.topic(), record.partition(), record.offset(), error.code,
+               error.message);
+  auto headers = record.headers();
+  headers.emplace_back("relance-error", error.code);
+  headers.emplace_back("relance-error-message", error.message);
+  headers.emplace_back("relance-source-topic", std::string(record.topic()));
+  headers.emplace_back("relance-source-partition", std::to_string(record.partition()));
+  headers.emplace_back("relance-source-offset", std::to_string(record.offset()));
+  producer_->produce(config_.kafka().dlq_topic(), record.key(), record.value(), headers);
+}
+
+void Gateway::fire_due() {
+  for (const auto& key : schedule_.take_due(clock_->now())) evaluate(key);
+  metrics_.scheduled_timelines.store(schedule_.size(), std::memory_order_relaxed);
+}
+
+void Gateway::evaluate(const std::string& key) {
+  const auto* ledger = ledger_->find(key);
+  if (ledger == nullptr) {
+    schedule_.cancel(key);
+    return;
+  }
+  auto now = clock_->now();
+  auto plan = rules_->plan(*ledger, now, [this](const std::string& stage_key) { return outbox_->stage_done(stage_key); });
+  auto next = plan.next_at;
+  for (const auto& decision : plan.now) {
+    if (auto retry = execute(decision, *ledger); retry && (!next || *retry < *next)) next = retry;
+  }
+  if (next) {
+    schedule_.schedule(key, *next);
+  } else {
+    schedule_.cancel(key);
+  }
+}
+
+std::optional<Instant> Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {
+  if (!outbox_->begin(decision.reminder_id, decision.stage_key)) return std::nullopt;  // never twice
+  if (decision.suppressed) {
+    outbox_->finish(decision.reminder_id, outbox::ReminderState::kSuppressed);
+    metrics_.reminders_suppressed.fetch_add(1, std::memory_order_relaxed);
+    publish(decision, ledger, v1::SUPPRESSED, "", nullptr);
+    return std::nullopt;
+  }
+  auto rendered = renderer_->render(decision, ledger, clock_->now());
+  if (!rendered) {
+    outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
+    metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
+    channels::SendResult failure{channels::SendResult::Kind::kPermanent, "", rendered.error().code,
+                                 rendered.error().message, "", {}};
+    publish(decision, ledger, v1::FAILED, "", &failure);
+    return std::nullopt;
+  }
+  auto& adapter = channels_.at(decision.channel);
+  std::optional<Instant> retry_at;
+  adapter->send(rendered.value(), [&](channels::SendResult result) {
+    using Kind = channels::SendResult::Kind;
+    auto provider = std::string(adapter->provider());
+    switch (result.kind) {
+      case Kind::kAccepted:
+        outbox_->finish(decision.reminder_id, outbox::ReminderState::kAccepted);
+        metrics_.reminders_sent.fetch_add(1, std::memory_order_relaxed);
+        publish(decision, ledger, v1::SENT, provider, &result);
+        break;
+      case Kind::kRetriable:
+        if (++attempts_[decision.stage_key] < kMaxAttempts) {
+          // Provably not sent: forget it so that the next look at this timeline tries again.
+          outbox_->release(decision.reminder_id);
+          metrics_.reminders_retried.fetch_add(1, std::memory_order_relaxed);
+          auto delay = std::max<Duration>(result.retry_after, std::chrono::seconds(1));
+          retry_at = clock_->now() + delay * attempts_[decision.stage_key];
+          spdlog::warn("reminder {} via {}: {} (retry {} of {})", decision.reminder_id, provider, result.message,
+                       attempts_[decision.stage_key], kMaxAttempts - 1);
+          break;
+        }
+        [[fallthrough]];
+      case Kind::kPermanent:
+        outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
+        metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("reminder {} via {} failed: {}", decision.reminder_id, provider, result.message);
+        publish(decision, ledger, v1::FAILED, provider, &result);
+        break;
+      case Kind::kUnknown:
+        outbox_->finish(decision.reminder_id, outbox::ReminderState::kUnknown);
+        metrics_.reminders_unknown.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("reminder {} via {}: outcome unknown: {}", decision.reminder_id, provider, result.message);
+        publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &result);
+        break;
+    }
+  });
+  return retry_at;
+}
+
+void Gateway::publish(const rules::Decision& decision, const ledger::CustomerLedger& ledger, v1::DeliveryStatus status,
+                      const std::string& provider, const channels::SendResult* result) {
+  v1::DeliveryEvent event;
+  auto attempt = attempts_.count(decision.stage_key) ? attempts_[decision.stage_key] + 1 : 1;
+  // Deterministic, so consumers can drop a repeat after a failover.
+  event.set_event_id(decision.reminder_id + "/" + lower(v1::DeliveryStatus_Name(status)));
+  event.set_reminder_id(decision.reminder_id);
+  event.set_customer_id(ledger.customer.customer_id().empty() ? ledger.key : ledger.customer.customer_id());
+  for (const auto& id : decision.invoice_ids) event.add_invoice_ids(id);
+  event.set_stage(decision.stage);
+  event.set_channel(decision.channel);
+  event.set_tone(decision.tone);
+  event.set_status(status);
+  event.set_provider(provider);
+  event.set_attempt(attempt);
+  event.set_tenant_id(ledger.tenant_id);
+  *event.mutable_occurred_at() = to_timestamp(clock_->now());
+  for (const auto& line : decision.explanation) event.add_explanation(line);
+  if (status == v1::SUPPRESSED) event.set_error_message(decision.suppression_reason);
+  if (result != nullptr) {
+    event.set_provider_message_id(result->provider_message_id);
+    event.set_provider_response(result->provider_response);
+    if (status != v1::SENT) {
+      event.set_error_code(result->provider_code);
+      event.set_error_message(result->message);
+    }
+  }
+  std::string bytes;
+  event.SerializeToString(&bytes);
+  producer_->produce(config_.kafka().delivery_topic(), event.customer_id(), bytes,
+                     {{"content-type", "application/x-protobuf"}});
+  metrics_.delivery_events_published.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace relance::app

@@ -1,0 +1,30 @@
+#include "app/metrics.h"
+
+#include <sstream>
+
+namespace relance::app {
+
+std::string Metrics::prometheus_text() const {
+  std::ostringstream out;
+  auto counter = [&](const char* name, const char* help, const std::atomic<uint64_t>& value) {
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n"
+        << name << ' ' << value.load(std::memory_order_relaxed) << '\n';
+  };
+  counter("relance_records_consumed_total", "Input records read from Kafka.", records_consumed);
+  counter("relance_events_applied_total", "Events applied to the ledger.", events_applied);
+  counter("relance_events_duplicate_total", "Events skipped because their id was already applied.", events_duplicate);
+  counter("relance_events_dead_lettered_total", "Records sent to the dead-letter topic.", events_dead_lettered);
+  counter("relance_reminders_sent_total", "Reminders accepted by a provider.", reminders_sent);
+  counter("relance_reminders_failed_total", "Reminders that failed permanently.", reminders_failed);
+  counter("relance_reminders_retried_total", "Send attempts that will be retried.", reminders_retried);
+  counter("relance_reminders_suppressed_total", "Reminders suppressed by the rules.", reminders_suppressed);
+  counter("relance_reminders_unknown_total", "Sends whose outcome is unknown.", reminders_unknown);
+  counter("relance_delivery_events_published_total", "Delivery events produced.", delivery_events_published);
+  counter("relance_offset_commits_total", "Offset commits.", commits);
+  out << "# HELP relance_scheduled_timelines Timelines with a pending action.\n"
+      << "# TYPE relance_scheduled_timelines gauge\nrelance_scheduled_timelines "
+      << scheduled_timelines.load(std::memory_order_relaxed) << '\n';
+  return out.str();
+}
+
+}  // namespace relance::app

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace relance::app {
+
+// Counters exported on /metrics in the Prometheus text format.
+struct Metrics {
+  std::atomic<uint64_t> records_consumed{0};
+  std::atomic<uint64_t> events_applied{0};
+  std::atomic<uint64_t> events_duplicate{0};
+  std::atomic<uint64_t> events_dead_lettered{0};
+  std::atomic<uint64_t> reminders_sent{0};
+  std::atomic<uint64_t> reminders_failed{0};
+  std::atomic<uint64_t> reminders_retried{0};
+  std::atomic<uint64_t> reminders_suppressed{0};
+  std::atomic<uint64_t> reminders_unknown{0};
+  std::atomic<uint64_t> delivery_events_published{0};
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> scheduled_timelines{0};
+
+  std::string prometheus_text() const;
+};
+
+}  // namespace relance::app

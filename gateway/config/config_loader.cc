@@ -1,0 +1,548 @@
+#include "config/config_loader.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/reflection.h>
+#include <google/protobuf/util/time_util.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/dates.h"
+#include "relance/v1/options.pb.h"
+
+extern char** environ;
+
+namespace relance::config {
+
+namespace pb = google::protobuf;
+using relance::v1::Config;
+
+ConfigException::ConfigException(std::vector<ConfigError> errors)
+    : std::runtime_error([&] {
+        std::ostringstream out;
+        out << "invalid configuration:";
+        for (const auto& e : errors) out << "\n  " << e.path << ": " << e.message;
+        return out.str();
+      }()),
+      errors_(std::move(errors)) {}
+
+Environment process_environment() {
+  Environment env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string entry(*e);
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+std::string lookup(const Environment& env, const std::string& name) {
+  for (const auto& [k, v] : env) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+namespace {
+
+constexpr std::string_view kEnvPrefix = "RELANCE_";
+
+std::string join(const std::string& path, const std::string& name) {
+  return path.empty() ? name : path + "." + name;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+bool is_secret(const pb::FieldDescriptor* field) {
+  return field->options().GetExtension(relance::v1::secret);
+}
+
+std::optional<pb::Duration> parse_duration(const std::string& text) {
+  static const std::pair<std::string_view, double> units[] = {
+      {"ms", 1e-3}, {"s", 1.0}, {"m", 60.0}, {"h", 3600.0}, {"d", 86400.0}};
+  for (const auto& [suffix, seconds] : units) {
+    if (text.size() <= suffix.size() || text.compare(text.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    std::string number = text.substr(0, text.size() - suffix.size());
+    // "5ms" must not be read as 5 m + "s".
+    if (!number.empty() && !std::isdigit(static_cast<unsigned char>(number.back())) && number.back() != '.') continue;
+    double value = 0;
+    auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+    if (ec != std::errc() || ptr != number.data() + number.size() || value < 0 || !std::isfinite(value)) {
+      return std::nullopt;
+    }
+    auto nanos = static_cast<int64_t>(std::llround(value * seconds * 1e9));
+    return pb::util::TimeUtil::NanosecondsToDuration(nanos);
+  }
+  return std::nullopt;
+}
+
+class YamlToProto {
+ public:
+  explicit YamlToProto(std::vector<ConfigError>& errors) : errors_(errors) {}
+
+  void merge_message(const YAML::Node& node, pb::Message& msg, const std::string& path) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) {
+      fail(path, "expected a mapping");
+      return;
+    }
+    const auto* desc = msg.GetDescriptor();
+    for (const auto& kv : node) {
+      auto key = kv.first.as<std::string>();
+      auto field_path = join(path, key);
+      const auto* field = desc->FindFieldByName(key);
+      if (field == nullptr) {
+        fail(field_path, "unknown field");
+        continue;
+      }
+      if (field->is_map()) {
+        merge_map(kv.second, msg, field, field_path);
+      } else if (field->is_repeated()) {
+        merge_repeated(kv.second, msg, field, field_path);
+      } else {
+        set_single(kv.second, msg, field, field_path);
+      }
+    }
+  }
+
+ private:
+  void fail(const std::string& path, std::string message) { errors_.push_back({path, std::move(message)}); }
+
+  void merge_map(const YAML::Node& node, pb::Message& msg, const pb::FieldDescriptor* field, const std::string& path) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) {
+      fail(path, "expected a mapping");
+      return;
+    }
+    const auto* refl = msg.GetReflection();
+    const auto* key_field = field->message_type()->map_key();
+    const auto* value_field = field->message_type()->map_value();
+    // Later keys replace earlier ones, including those from the defaults.
+    std::vector<std::unique_ptr<pb::Message>> kept;
+    for (int i = 0; i < refl->FieldSize(msg, field); ++i) {
+      const auto& entry = refl->GetRepeatedMessage(msg, field, i);
+      bool replaced = false;
+      for (const auto& kv : node) {
+        if (entry.GetReflection()->GetString(entry, key_field) == kv.first.as<std::string>()) replaced = true;
+      }
+      if (!replaced) kept.emplace_back(entry.New())->CopyFrom(entry);
+    }
+    refl->ClearField(&msg, field);
+    for (auto& entry : kept) refl->AddMessage(&msg, field)->CopyFrom(*entry);
+    for (const auto& kv : node) {
+      auto* entry = refl->AddMessage(&msg, field);
+      auto key = kv.first.as<std::string>();
+      entry->GetReflection()->SetString(entry, key_field, key);
+      set_single(kv.second, *entry, value_field, join(path, key));
+    }
+  }
+
+  void merge_repeated(const YAML::Node& node, pb::Message& msg, const pb::FieldDescriptor* field,
+                      const std::string& path) {
+    const auto* refl = msg.GetReflection();
+    refl->ClearField(&msg, field);  // A list in the file replaces the default list.
+    if (node.IsNull()) return;
+    if (node.IsScalar() && field->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      // "EMAIL,SMS" from an environment override.
+      std::stringstream items(node.as<std::string>());
+      std::string item;
+      int i = 0;
+      while (std::getline(items, item, ',')) {
+        add_scalar(YAML::Node(item), msg, field, path + "[" + std::to_string(i++) + "]");
+      }
+      return;
+    }
+    if (!node.IsSequence()) {
+      fail(path, "expected a list");
+      return;
+    }
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      auto item_path = path + "[" + std::to_string(i) + "]";
+      if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        merge_message(node[i], *refl->AddMessage(&msg, field), item_path);
+      } else {
+        add_scalar(node[i], msg, field, item_path);
+      }
+    }
+  }
+
+  void add_scalar(const YAML::Node& node, pb::Message& msg, const pb::FieldDescriptor* field,
+                  const std::string& path) {
+    if (!node.IsScalar()) {
+      fail(path, "expected a single value");
+      return;
+    }
+    const auto* refl = msg.GetReflection();
+    auto text = node.Scalar();
+    switch (field->cpp_type()) {
+      case pb::FieldDescriptor::CPPTYPE_ENUM:
+        if (auto v = parse_enum(text, field, path)) refl->AddEnum(&msg, field, v);
+        break;
+      case pb::FieldDescriptor::CPPTYPE_STRING:
+        refl->AddString(&msg, field, text);
+        break;
+      default:
+        fail(path, "lists of this type are not supported");
+    }
+  }
+
+  const pb::EnumValueDescriptor* parse_enum(std::string text, const pb::FieldDescriptor* field,
+                                            const std::string& path) {
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    const auto* value = field->enum_type()->FindValueByName(text);
+    if (value == nullptr || value->number() == 0) {
+      std::string allowed;
+      for (int i = 1; i < field->enum_type()->value_count(); ++i) {
+        allowed += (i > 1 ? ", " : "") + lower(field->enum_type()->value(i)->name());
+      }
+      fail(path, "must be one of: " + allowed);
+      return nullptr;
+    }
+    return value;
+  }
+
+  template <typename T>
+  bool parse_number(const std::string& text, T& out, const std::string& path) {
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    if (ec != std::errc() || ptr != text.data() + text.size()) {
+      fail(path, "expected a number, got '" + text + "'");
+      return false;
+    }
+    return true;
+  }
+
+  void set_single(const YAML::Node& node, pb::Message& msg, const pb::FieldDescriptor* field,
+                  const std::string& path) {
+    const auto* refl = msg.GetReflection();
+    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (field->message_type()->full_name() == "google.protobuf.Duration") {
+        if (!node.IsScalar()) {
+          fail(path, "expected a duration such as 500ms, 30s, 5m");
+          return;
+        }
+        auto d = parse_duration(node.Scalar());
+        if (!d) {
+          fail(path, "expected a duration such as 500ms, 30s, 5m, got '" + node.Scalar() + "'");
+          return;
+        }
+        refl->MutableMessage(&msg, field)->CopyFrom(*d);
+        return;
+      }
+      merge_message(node, *refl->MutableMessage(&msg, field), path);
+      return;
+    }
+    if (!node.IsScalar()) {
+      fail(path, "expected a single value");
+      return;
+    }
+    const auto& text = node.Scalar();
+    switch (field->cpp_type()) {
+      case pb::FieldDescriptor::CPPTYPE_STRING:
+        refl->SetString(&msg, field, text);
+        break;
+      case pb::FieldDescriptor::CPPTYPE_INT32: {
+        int32_t v = 0;
+        if (parse_number(text, v, path)) refl->SetInt32(&msg, field, v);
+        break;
+      }
+      case pb::FieldDescriptor::CPPTYPE_INT64: {
+        int64_t v = 0;
+        if (parse_number(text, v, path)) refl->SetInt64(&msg, field, v);
+        break;
+      }
+      case pb::FieldDescriptor::CPPTYPE_UINT32: {
+        uint32_t v = 0;
+        if (parse_number(text, v, path)) refl->SetUInt32(&msg, field, v);
+        break;
+      }
+      case pb::FieldDescriptor::CPPTYPE_UINT64: {
+        uint64_t v = 0;
+        if (parse_number(text, v, path)) refl->SetUInt64(&msg, field, v);
+        break;
+      }
+      case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      case pb::FieldDescriptor::CPPTYPE_FLOAT: {
+        double v = 0;
+        if (!parse_number(text, v, path)) break;
+        if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_DOUBLE) {
+          refl->SetDouble(&msg, field, v);
+        } else {
+          refl->SetFloat(&msg, field, static_cast<float>(v));
+        }
+        break;
+      }
+      case pb::FieldDescriptor::CPPTYPE_BOOL: {
+        auto v = lower(text);
+        if (v == "true" || v == "yes" || v == "on" || v == "1") {
+          refl->SetBool(&msg, field, true);
+        } else if (v == "false" || v == "no" || v == "off" || v == "0") {
+          refl->SetBool(&msg, field, false);
+        } else {
+          fail(path, "expected true or false, got '" + text + "'");
+        }
+        break;
+      }
+      case pb::FieldDescriptor::CPPTYPE_ENUM:
+        if (auto v = parse_enum(text, field, path)) refl->SetEnum(&msg, field, v);
+        break;
+      case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+        break;
+    }
+  }
+
+  std::vector<ConfigError>& errors_;
+};
+
+// Turns RELANCE_KAFKA__BROKERS=x into yaml["kafka"]["brokers"] = "x", checking each step
+// against the schema so that a misspelt variable is reported rather than ignored.
+void apply_env_overrides(const Environment& env, YAML::Node& root, std::vector<std::string>& applied,
+                         std::vector<ConfigError>& errors) {
+  for (const auto& [name, value] : env) {
+    if (name.rfind(kEnvPrefix, 0) != 0 || name.find("__") == std::string::npos) continue;
+    std::vector<std::string> segments;
+    std::string rest = name.substr(kEnvPrefix.size());
+    for (std::size_t pos = 0;;) {
+      auto next = rest.find("__", pos);
+      segments.push_back(lower(rest.substr(pos, next == std::string::npos ? std::string::npos : next - pos)));
+      if (next == std::string::npos) break;
+      pos = next + 2;
+    }
+    const pb::Descriptor* desc = Config::descriptor();
+    std::vector<std::string> keys;
+    bool secret = false;
+    std::string path;
+    bool ok = true;
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      if (desc == nullptr) {
+        ok = false;
+        break;
+      }
+      const auto* field = desc->FindFieldByName(segments[i]);
+      if (field == nullptr) {
+        ok = false;
+        break;
+      }
+      secret = secret || is_secret(field);
+      keys.push_back(segments[i]);
+      path = join(path, segments[i]);
+      if (field->is_map()) {
+        if (i + 2 != segments.size()) {
+          ok = false;
+          break;
+        }
+        std::string key = segments[i + 1];
+        std::replace(key.begin(), key.end(), '_', '.');
+        keys.push_back(key);
+        path = join(path, key);
+        desc = nullptr;
+        break;
+      }
+      desc = field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE &&
+                     field->message_type()->full_name() != "google.protobuf.Duration"
+                 ? field->message_type()
+                 : nullptr;
+      if (desc != nullptr && i + 1 == segments.size()) ok = false;  // a whole message cannot be set
+    }
+    if (!ok || (desc != nullptr)) {
+      errors.push_back({name, "does not name a configuration field"});
+      continue;
+    }
+    // yaml-cpp's operator[] returns proxies that must be reassigned step by step.
+    std::vector<YAML::Node> chain{root};
+    for (std::size_t i = 0; i + 1 < keys.size(); ++i) {
+      YAML::Node child = chain.back()[keys[i]];
+      if (!child.IsMap()) {
+        child = YAML::Node(YAML::NodeType::Map);
+        chain.back()[keys[i]] = child;
+      }
+      chain.push_back(child);
+    }
+    chain.back()[keys.back()] = value;
+    applied.push_back(path + " = " + (secret ? std::string("****") : value));
+  }
+}
+
+void add_error(std::vector<ConfigError>& errors, std::string path, std::string message) {
+  errors.push_back({std::move(path), std::move(message)});
+}
+
+bool valid_host_port(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  int port = 0;
+  auto digits = text.substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  return ec == std::errc() && ptr == digits.data() + digits.size() && port >= 0 && port <= 65535;
+}
+
+bool is_currency_code(const std::string& code) {
+  return code.size() == 3 && std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
+}  // namespace
+
+Config default_config() {
+  Config c;
+  auto* kafka = c.mutable_kafka();
+  kafka->set_group_id("relance");
+  kafka->set_input_topic("billing.invoice-events");
+  kafka->set_delivery_topic("relance.delivery-events");
+  kafka->set_dlq_topic("relance.dlq");
+  kafka->set_call_task_topic("relance.call-tasks");
+  *kafka->mutable_commit_interval() = pb::util::TimeUtil::MillisecondsToDuration(1000);
+  kafka->mutable_embedded()->set_bootstrap_file("relance-data/kafka-bootstrap");
+  kafka->mutable_embedded()->set_partitions(3);
+
+  auto* email = c.mutable_channels()->mutable_email();
+  email->set_from_name("Accounts receivable");
+  *email->mutable_timeout() = pb::util::TimeUtil::SecondsToDuration(30);
+  c.mutable_channels()->mutable_capture()->set_dir("relance-data/outbox");
+
+  auto* policy = c.mutable_policy();
+  policy->set_send_at("09:00");
+  policy->set_default_time_zone("UTC");
+  policy->set_default_locale("en");
+  policy->set_company_name("Relance");
+  auto* stage = policy->add_stages();
+  stage->set_name("first_reminder");
+  stage->set_offset_days(3);
+  stage->set_tone(relance::v1::FRIENDLY);
+  stage->mutable_channels()->add_minor(relance::v1::EMAIL);
+  stage->mutable_channels()->add_middle(relance::v1::SMS);
+  stage->mutable_channels()->add_middle(relance::v1::EMAIL);
+  stage->mutable_channels()->add_large(relance::v1::CALL_TASK);
+  stage->mutable_channels()->add_large(relance::v1::EMAIL);
+  for (const char* currency : {"EUR", "USD", "GBP"}) {
+    auto* tier = policy->add_amount_tiers();
+    tier->set_currency(currency);
+    tier->set_middle_from(50'000);
+    tier->set_large_from(500'000);
+  }
+
+  c.mutable_http()->set_listen("127.0.0.1:8080");
+  c.mutable_clock()->set_mode(relance::v1::SYSTEM);
+  c.mutable_clock()->set_speed(1.0);
+  c.mutable_logging()->set_level("info");
+  return c;
+}
+
+std::vector<ConfigError> validate(const Config& c, const Environment& env) {
+  std::vector<ConfigError> errors;
+  const auto& kafka = c.kafka();
+  if (kafka.group_id().empty()) add_error(errors, "kafka.group_id", "must not be empty");
+  std::set<std::string> topics;
+  for (const auto& [path, topic] : {std::pair{"kafka.input_topic", &kafka.input_topic()},
+                                    std::pair{"kafka.delivery_topic", &kafka.delivery_topic()},
+                                    std::pair{"kafka.dlq_topic", &kafka.dlq_topic()},
+                                    std::pair{"kafka.call_task_topic", &kafka.call_task_topic()}}) {
+    if (topic->empty()) {
+      add_error(errors, path, "must not be empty");
+    } else if (!topics.insert(*topic).second) {
+      add_error(errors, path, "'" + *topic + "' is already used by another topic setting");
+    }
+  }
+  if (pb::util::TimeUtil::DurationToMilliseconds(kafka.commit_interval()) <= 0) {
+    add_error(errors, "kafka.commit_interval", "must be positive");
+  }
+  if (kafka.brokers().empty() && kafka.embedded().partitions() <= 0) {
+    add_error(errors, "kafka.embedded.partitions", "must be positive");
+  }
+
+  const auto& email = c.channels().email();
+  if (!email.smtp_url().empty()) {
+    if (email.smtp_url().rfind("smtp://", 0) != 0 && email.smtp_url().rfind("smtps://", 0) != 0) {
+      add_error(errors, "channels.email.smtp_url", "must start with smtp:// or smtps://");
+    }
+    if (email.from().find('@') == std::string::npos) {
+      add_error(errors, "channels.email.from", "must be an email address when smtp_url is set");
+    }
+    if (!email.password_env().empty() && lookup(env, email.password_env()).empty()) {
+      add_error(errors, "channels.email.password_env", "environment variable " + email.password_env() + " is not set");
+    }
+    if (pb::util::TimeUtil::DurationToMilliseconds(email.timeout()) <= 0) {
+      add_error(errors, "channels.email.timeout", "must be positive");
+    }
+  }
+  if (c.channels().capture().dir().empty()) add_error(errors, "channels.capture.dir", "must not be empty");
+
+  const auto& policy = c.policy();
+  if (policy.stages().empty()) add_error(errors, "policy.stages", "needs at least one stage");
+  std::set<std::string> stage_names;
+  for (int i = 0; i < policy.stages_size(); ++i) {
+    const auto& s = policy.stages(i);
+    auto path = "policy.stages[" + std::to_string(i) + "]";
+    if (s.name().empty()) add_error(errors, path + ".name", "must not be empty");
+    if (!s.name().empty() && !stage_names.insert(s.name()).second) {
+      add_error(errors, path + ".name", "'" + s.name() + "' is used by another stage");
+    }
+    if (s.tone() == relance::v1::TONE_UNSPECIFIED) add_error(errors, path + ".tone", "must be set");
+    if (s.channels().minor().empty() && s.channels().middle().empty() && s.channels().large().empty()) {
+      add_error(errors, path + ".channels", "needs a channel for at least one amount tier");
+    }
+  }
+  for (int i = 0; i < policy.amount_tiers_size(); ++i) {
+    const auto& t = policy.amount_tiers(i);
+    auto path = "policy.amount_tiers[" + std::to_string(i) + "]";
+    if (!is_currency_code(t.currency())) add_error(errors, path + ".currency", "must be an ISO 4217 code such as EUR");
+    if (t.middle_from() < 0) add_error(errors, path + ".middle_from", "must not be negative");
+    if (t.large_from() < t.middle_from()) add_error(errors, path + ".large_from", "must not be below middle_from");
+  }
+  if (!parse_time_of_day(policy.send_at())) add_error(errors, "policy.send_at", "must be a time of day HH:MM");
+  if (!is_known_time_zone(policy.default_time_zone())) {
+    add_error(errors, "policy.default_time_zone", "unknown IANA time zone '" + policy.default_time_zone() + "'");
+  }
+
+  if (!c.http().listen().empty() && !valid_host_port(c.http().listen())) {
+    add_error(errors, "http.listen", "must be host:port");
+  }
+  if (c.clock().mode() == relance::v1::CLOCK_MODE_UNSPECIFIED) add_error(errors, "clock.mode", "must be set");
+  if (!c.clock().simulated_start().empty() && !parse_rfc3339(c.clock().simulated_start())) {
+    add_error(errors, "clock.simulated_start", "must be an RFC 3339 timestamp");
+  }
+  if (c.clock().speed() < 0) add_error(errors, "clock.speed", "must not be negative");
+  static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
+  if (!levels.count(c.logging().level())) {
+    add_error(errors, "logging.level", "must be one of trace, debug, info, warn, error");
+  }
+  return errors;
+}
+
+LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
+  std::vector<ConfigError> errors;
+  YAML::Node root;
+  try {
+    root = yaml_text.empty() ? YAML::Node(YAML::NodeType::Map) : YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigException({{"(file)", "not valid YAML: " + e.msg + " at line " + std::to_string(e.mark.line + 1)}});
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  LoadedConfig loaded;
+  loaded.config = default_config();
+  apply_env_overrides(env, root, loaded.overrides, errors);
+  YamlToProto(errors).merge_message(root, loaded.config, "");
+  if (errors.empty()) errors = validate(loaded.config, env);
+  if (!errors.empty()) throw ConfigException(std::move(errors));
+  return loaded;
+}
+
+LoadedConfig load_config_file(const std::string& path, const Environment& env) {
+  std::ifstream in(path);
+  if (!in) throw ConfigException({{"(file)", "cannot read " + path}});
+  std::stringstream text;
+  text << in.rdbuf();
+  return load_config(text.str(), env);
+}
+
+}  // namespace relance::config

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "relance/v1/config.pb.h"
+
+namespace relance::config {
+
+// One problem found in the configuration, named by its field path ("kafka.group_id").
+struct ConfigError {
+  std::string path;
+  std::string message;
+};
+
+using Environment = std::vector<std::pair<std::string, std::string>>;
+
+// Thrown at start-up only: the gateway refuses to start and prints every error.
+class ConfigException : public std::runtime_error {
+ public:
+  explicit ConfigException(std::vector<ConfigError> errors);
+  const std::vector<ConfigError>& errors() const { return errors_; }
+
+ private:
+  std::vector<ConfigError> errors_;
+};
+
+struct LoadedConfig {
+  relance::v1::Config config;
+  // "path = value" for every environment override applied, secrets masked.
+  std::vector<std::string> overrides;
+};
+
+// The built-in defaults: the embedded Kafka cluster, the capture channel, one reminder stage.
+relance::v1::Config default_config();
+
+// Loads `yaml_text` (may be empty) over the defaults, applies RELANCE_* overrides from `env`,
+// validates, and throws ConfigException listing every error with its field path.
+LoadedConfig load_config(const std::string& yaml_text, const Environment& env);
+LoadedConfig load_config_file(const std::string& path, const Environment& env);
+
+std::vector<ConfigError> validate(const relance::v1::Config& config, const Environment& env);
+
+Environment process_environment();
+
+// Reads an environment variable from `env`; empty when absent.
+std::string lookup(const Environment& env, const std::string& name);
+
+}  // namespace relance::config

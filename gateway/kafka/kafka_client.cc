@@ -1,0 +1,238 @@
+#include "kafka/kafka_client.h"
+
+#include <librdkafka/rdkafka_mock.h>
+#include <spdlog/spdlog.h>
+
+namespace relance::kafka {
+
+ConfPtr make_conf(const Properties& properties) {
+  ConfPtr conf(rd_kafka_conf_new());
+  char err[512];
+  for (const auto& [name, value] : properties) {
+    if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      throw KafkaError("kafka property " + name + ": " + err);
+    }
+  }
+  return conf;
+}
+
+std::optional<std::string> Record::header(const std::string& name) const {
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(msg_.get(), &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_header_get_last(hdrs, name.c_str(), &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  return value ? std::string(static_cast<const char*>(value), size) : std::string();
+}
+
+Headers Record::headers() const {
+  Headers out;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(msg_.get(), &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+    out.emplace_back(name, value ? std::string(static_cast<const char*>(value), size) : std::string());
+  }
+  return out;
+}
+
+Producer::Producer(const Properties& properties) {
+  auto props = properties;
+  props.emplace("enable.idempotence", "true");
+  // Never give up on a record: a delivery event that was dropped would be a lost outcome.
+  props.emplace("message.timeout.ms", "0");
+  props.emplace("partitioner", "murmur2_random");
+  auto conf = make_conf(props);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Producer::on_delivery);
+  char err[512];
+  rk_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
+  if (!rk_) throw KafkaError(std::string("cannot create producer: ") + err);
+  conf.release();  // owned by the handle now
+}
+
+Producer::~Producer() {
+  if (rk_) rd_kafka_flush(rk_.get(), 10'000);
+}
+
+void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++self->failed_;
+    self->last_error_ = rd_kafka_err2str(msg->err);
+    spdlog::error("kafka delivery to {} failed: {}", rd_kafka_topic_name(msg->rkt), self->last_error_);
+  }
+}
+
+void Producer::produce(const std::string& topic, std::string_view key, std::string_view value, const Headers& headers) {
+  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+  for (const auto& [name, v] : headers) {
+    rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()), v.data(), static_cast<ssize_t>(v.size()));
+  }
+  for (;;) {
+    // librdkafka's RD_KAFKA_V_* macros expand to C casts.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+    auto err = rd_kafka_producev(
+        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+#pragma GCC diagnostic pop
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // the headers now belong to the record
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(rk_.get(), 100);  // back-pressure: wait for acknowledgements, then retry
+      continue;
+    }
+    rd_kafka_headers_destroy(hdrs);
+    throw KafkaError("produce to " + topic + ": " + rd_kafka_err2str(err));
+  }
+}
+
+bool Producer::flush(std::chrono::milliseconds timeout) {
+  auto err = rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count()));
+  bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && failed_ == 0;
+  failed_ = 0;
+  return ok;
+}
+
+void Producer::require_topics(const std::vector<std::string>& topics, std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw KafkaError(std::string("cannot read cluster metadata: ") + rd_kafka_err2str(err));
+  }
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(md, rd_kafka_metadata_destroy);
+  std::string missing;
+  for (const auto& topic : topics) {
+    bool found = false;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) found = true;
+    }
+    if (!found) missing += (missing.empty() ? "" : ", ") + topic;
+  }
+  if (!missing.empty()) throw KafkaError("topics missing on the cluster: " + missing);
+}
+
+Consumer::Consumer(const Properties& properties, RevokeHook before_revoke_commit)
+    : before_revoke_commit_(std::move(before_revoke_commit)) {
+  auto props = properties;
+  // Offsets are stored by the gateway after each record's effects, and committed after the
+  // producer has flushed what those effects published.
+  props.emplace("enable.auto.offset.store", "false");
+  props.emplace("enable.auto.commit", "false");
+  props.emplace("auto.offset.reset", "earliest");
+  props.emplace("partition.assignment.strategy", "cooperative-sticky");
+  auto conf = make_conf(props);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Consumer::on_rebalance);
+  char err[512];
+  rk_.reset(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err));
+  if (!rk_) throw KafkaError(std::string("cannot create consumer: ") + err);
+  conf.release();
+  rd_kafka_poll_set_consumer(rk_.get());
+}
+
+Consumer::~Consumer() { close(); }
+
+void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                            void* opaque) {
+  auto* self = static_cast<Consumer*>(opaque);
+  bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    spdlog::info("kafka: {} partition(s) assigned", parts->cnt);
+    if (cooperative) {
+      if (auto* e = rd_kafka_incremental_assign(rk, parts)) {
+        spdlog::error("kafka: incremental assign failed: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk, parts);
+    }
+    self->assigned_count_ += parts->cnt;
+    return;
+  }
+  spdlog::info("kafka: {} partition(s) revoked", parts->cnt);
+  // Lost partitions may already belong to another member: their offsets must not be committed.
+  if (!rd_kafka_assignment_lost(rk)) {
+    if (!self->before_revoke_commit_ || self->before_revoke_commit_()) {
+      auto cerr = rd_kafka_commit(rk, nullptr, 0);
+      if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        spdlog::warn("kafka: commit on revoke failed: {}", rd_kafka_err2str(cerr));
+      }
+    } else {
+      spdlog::error("kafka: effects not acknowledged; offsets of revoked partitions not committed");
+    }
+  }
+  if (cooperative) {
+    if (auto* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
+  } else {
+    rd_kafka_assign(rk, nullptr);
+  }
+  self->assigned_count_ = std::max(0, self->assigned_count_ - parts->cnt);
+}
+
+void Consumer::subscribe(const std::vector<std::string>& topics) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+  for (const auto& t : topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  auto err = rd_kafka_subscribe(rk_.get(), list.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw KafkaError(std::string("subscribe: ") + rd_kafka_err2str(err));
+}
+
+std::optional<Record> Consumer::poll(std::chrono::milliseconds timeout) {
+  MessagePtr msg(rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count())));
+  if (!msg) return std::nullopt;
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      spdlog::warn("kafka consumer: {}", rd_kafka_message_errstr(msg.get()));
+    }
+    return std::nullopt;
+  }
+  return Record(std::move(msg));
+}
+
+void Consumer::store_offset(const Record& record) {
+  auto err = rd_kafka_offset_store(record.raw()->rkt, record.partition(), record.offset());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // The partition was revoked meanwhile: its new owner will process the record again.
+    spdlog::warn("kafka: cannot store offset {} of partition {}: {}", record.offset(), record.partition(),
+                 rd_kafka_err2str(err));
+  }
+}
+
+bool Consumer::commit() {
+  auto err = rd_kafka_commit(rk_.get(), nullptr, 0);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return true;
+  spdlog::warn("kafka: commit failed: {}", rd_kafka_err2str(err));
+  return false;
+}
+
+void Consumer::close() {
+  if (closed_ || !rk_) return;
+  closed_ = true;
+  rd_kafka_consumer_close(rk_.get());  // revokes (and commits through the hook) first
+}
+
+EmbeddedCluster::EmbeddedCluster(int brokers) {
+  ConfPtr conf(rd_kafka_conf_new());
+  char err[512];
+  rk_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
+  if (!rk_) throw KafkaError(std::string("cannot create the embedded cluster's handle: ") + err);
+  conf.release();
+  cluster_ = rd_kafka_mock_cluster_new(rk_.get(), brokers);
+  if (cluster_ == nullptr) throw KafkaError("cannot start the embedded Kafka cluster");
+}
+
+EmbeddedCluster::~EmbeddedCluster() {
+  if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
+}
+
+std::string EmbeddedCluster::bootstrap_servers() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+
+void EmbeddedCluster::create_topic(const std::string& topic, int partitions) {
+  auto err = rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw KafkaError("create topic " + topic + ": " + rd_kafka_err2str(err));
+}
+
+}  // namespace relance::kafka

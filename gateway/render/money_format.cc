@@ -1,0 +1,78 @@
+#include "render/money_format.h"
+
+#include <unicode/datefmt.h>
+#include <unicode/numberformatter.h>
+#include <unicode/timezone.h>
+#include <unicode/ucurr.h>
+
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "common/dates.h"
+
+namespace relance::render {
+
+namespace {
+
+std::string decimal_string(int64_t minor_units, int digits) {
+  bool negative = minor_units < 0;
+  auto magnitude = negative ? -static_cast<uint64_t>(minor_units) : static_cast<uint64_t>(minor_units);
+  std::string s = std::to_string(magnitude);
+  if (digits > 0) {
+    if (s.size() <= static_cast<std::size_t>(digits)) s.insert(0, static_cast<std::size_t>(digits) + 1 - s.size(), '0');
+    s.insert(s.size() - static_cast<std::size_t>(digits), ".");
+  }
+  return negative ? "-" + s : s;
+}
+
+// Building an ICU formatter costs far more than using one: each thread keeps those it built.
+const icu::number::LocalizedNumberFormatter& money_formatter(const std::string& locale, const std::string& currency) {
+  thread_local std::map<std::pair<std::string, std::string>, icu::number::LocalizedNumberFormatter> cache;
+  auto key = std::make_pair(locale, currency);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    UErrorCode status = U_ZERO_ERROR;
+    auto ucurrency = icu::UnicodeString::fromUTF8(currency);
+    icu::CurrencyUnit unit(ucurrency.getTerminatedBuffer(), status);
+    auto formatter = icu::number::NumberFormatter::withLocale(icu::Locale::forLanguageTag(locale, status)).unit(unit);
+    it = cache.emplace(key, std::move(formatter)).first;
+  }
+  return it->second;
+}
+
+}  // namespace
+
+std::string format_money(const relance::v1::Money& money, const std::string& locale) {
+  UErrorCode status = U_ZERO_ERROR;
+  auto ucurrency = icu::UnicodeString::fromUTF8(money.currency());
+  int digits = ucurr_getDefaultFractionDigits(ucurrency.getTerminatedBuffer(), &status);
+  if (U_FAILURE(status)) digits = 2;
+  auto decimal = decimal_string(money.minor_units(), digits);
+  status = U_ZERO_ERROR;
+  auto formatted = money_formatter(locale, money.currency()).formatDecimal(decimal.c_str(), status);
+  std::string out;
+  if (U_FAILURE(status)) return decimal + " " + money.currency();
+  formatted.toString(status).toUTF8String(out);
+  return out;
+}
+
+std::string format_date(const std::string& iso_date, const std::string& locale) {
+  auto date = parse_iso_date(iso_date);
+  if (!date) return iso_date;
+  UErrorCode status = U_ZERO_ERROR;
+  std::unique_ptr<icu::DateFormat> fmt(
+      icu::DateFormat::createDateInstance(icu::DateFormat::kLong, icu::Locale::forLanguageTag(locale, status)));
+  if (!fmt) return iso_date;
+  fmt->adoptTimeZone(icu::TimeZone::createTimeZone("UTC"));
+  // Noon UTC names the same calendar day in every zone the formatter could apply.
+  auto at = local_time_to_instant(*date, 12 * 60, "UTC");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+  icu::UnicodeString text;
+  fmt->format(static_cast<UDate>(ms), text);
+  std::string out;
+  text.toUTF8String(out);
+  return out;
+}
+
+}  // namespace relance::render

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "relance/v1/common.pb.h"
+
+namespace relance {
+
+// A message ready for a channel: addressed, worded and formatted. Channels add nothing to the
+// wording; they only encode and deliver it.
+struct RenderedMessage {
+  std::string reminder_id;
+  relance::v1::Channel channel = relance::v1::CHANNEL_UNSPECIFIED;
+  std::string customer_id;
+  std::string to;        // an email address or an E.164 number
+  std::string to_name;
+  std::string locale;
+  std::string subject;   // email only
+  std::string text;
+  std::string html;      // email only
+};
+
+}  // namespace relance

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "ledger/ledger.h"
+#include "relance/v1/config.pb.h"
+#include "render/rendered_message.h"
+#include "rules/reminder_rules.h"
+
+namespace relance::render {
+
+// Turns a decision into the words the customer reads, in their language, with money and dates
+// formatted for their locale.
+class Renderer {
+ public:
+  explicit Renderer(relance::v1::PolicyConfig policy);
+
+  Result<RenderedMessage> render(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
+                                 Instant now) const;
+
+ private:
+  relance::v1::PolicyConfig policy_;
+};
+
+}  // namespace relance::render
