@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds once, runs the unit tests (also under ASan+UBSan), then
+# every test with the real services (Kafka broker, SMTP server) started once for all of them.
+# Ends with ctest's summary.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash deploy/scripts/install-deps.sh --with-test-tools
+
+jobs=$(nproc)
+echo "== build: release"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+
+echo "== build: asan+ubsan (unit tests)"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j "$jobs" --target relance_unit_tests
+
+echo "== unit tests under ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan -L unit --output-on-failure -j "$jobs"
+
+echo "== all tests: unit, then integration against the real broker and SMTP server"
+ctest --test-dir build/release --output-on-failure

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace relance::testing {
+
+// The real `relance` binary run as a child process, as an operator would run it.
+class GatewayProcess {
+ public:
+  GatewayProcess(std::vector<std::string> args, std::map<std::string, std::string> env,
+                 std::filesystem::path working_dir, std::filesystem::path log_file);
+  ~GatewayProcess();
+
+  // Sends SIGTERM and waits; the exit status, or nullopt if it had to be killed.
+  std::optional<int> stop(std::chrono::milliseconds grace = std::chrono::seconds(30));
+  bool running();
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::filesystem::path log_file_;
+};
+
+// Reads KEY=VALUE lines (the rig's rig.env).
+std::map<std::string, std::string> read_env_file(const std::filesystem::path& file);
+
+// Polls `condition` every 100 ms until it holds or `timeout` passes.
+template <typename F>
+bool eventually(std::chrono::milliseconds timeout, F&& condition);
+
+std::string read_file(const std::filesystem::path& file);
+
+}  // namespace relance::testing
+
+#include <thread>
+
+template <typename F>
+bool relance::testing::eventually(std::chrono::milliseconds timeout, F&& condition) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return condition();
+}
