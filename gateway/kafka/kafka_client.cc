@@ -215,7 +215,9 @@ void Consumer::close() {
 }
 
 EmbeddedCluster::EmbeddedCluster(int brokers) {
-  ConfPtr conf(rd_kafka_conf_new());
+  // This handle only hosts the mock cluster and never connects: its "no bootstrap.servers"
+  // notice would only confuse.
+  auto conf = make_conf({{"log_level", "3"}});
   char err[512];
   rk_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
   if (!rk_) throw KafkaError(std::string("cannot create the embedded cluster's handle: ") + err);

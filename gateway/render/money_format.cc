@@ -18,12 +18,18 @@ namespace {
 std::string decimal_string(int64_t minor_units, int digits) {
   bool negative = minor_units < 0;
   auto magnitude = negative ? -static_cast<uint64_t>(minor_units) : static_cast<uint64_t>(minor_units);
-  std::string s = std::to_string(magnitude);
+  uint64_t scale = 1;
+  for (int i = 0; i < digits; ++i) scale *= 10;
+  // Built by appending only: GCC 12 warns falsely (-Wrestrict) on std::string::insert at -O2.
+  std::string out = negative ? "-" : "";
+  out += std::to_string(magnitude / scale);
   if (digits > 0) {
-    if (s.size() <= static_cast<std::size_t>(digits)) s.insert(0, static_cast<std::size_t>(digits) + 1 - s.size(), '0');
-    s.insert(s.size() - static_cast<std::size_t>(digits), ".");
+    auto fraction = std::to_string(magnitude % scale);
+    out += '.';
+    out.append(static_cast<std::size_t>(digits) - fraction.size(), '0');
+    out += fraction;
   }
-  return negative ? "-" + s : s;
+  return out;
 }
 
 // Building an ICU formatter costs far more than using one: each thread keeps those it built.

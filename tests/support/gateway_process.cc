@@ -49,29 +49,27 @@ GatewayProcess::~GatewayProcess() {
   if (pid_ > 0) stop(std::chrono::seconds(10));
 }
 
-bool GatewayProcess::running() {
-  if (pid_ <= 0) return false;
+bool GatewayProcess::reap(int flags) {
+  if (pid_ <= 0) return true;
   int status = 0;
-  return waitpid(pid_, &status, WNOHANG) == 0;
+  if (waitpid(pid_, &status, flags) != pid_) return false;
+  pid_ = -1;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return true;
 }
 
+bool GatewayProcess::running() { return !reap(WNOHANG); }
+
 std::optional<int> GatewayProcess::stop(std::chrono::milliseconds grace) {
-  if (pid_ <= 0) return std::nullopt;
+  if (reap(WNOHANG)) return exit_status_;
   kill(pid_, SIGTERM);
   auto deadline = std::chrono::steady_clock::now() + grace;
-  int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      return 128 + WTERMSIG(status);
-    }
+    if (reap(WNOHANG)) return exit_status_;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   kill(pid_, SIGKILL);
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
+  reap(0);
   return std::nullopt;
 }
 

@@ -18,13 +18,18 @@ class GatewayProcess {
                  std::filesystem::path working_dir, std::filesystem::path log_file);
   ~GatewayProcess();
 
-  // Sends SIGTERM and waits; the exit status, or nullopt if it had to be killed.
+  // Sends SIGTERM (unless it has exited already) and waits; the exit status, or nullopt if it
+  // had to be killed.
   std::optional<int> stop(std::chrono::milliseconds grace = std::chrono::seconds(30));
   bool running();
   std::string log() const;
 
  private:
+  // Collects the child's exit status if it has ended; true when it has.
+  bool reap(int waitpid_flags);
+
   pid_t pid_ = -1;
+  std::optional<int> exit_status_;
   std::filesystem::path log_file_;
 };
 

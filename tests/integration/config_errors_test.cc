@@ -1,0 +1,65 @@
+// Bad configuration stops start-up with every error and its field path.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "support/gateway_process.h"
+
+namespace relance::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class ConfigErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    work_ = fs::temp_directory_path() / ("relance-config-" + std::to_string(getpid()));
+    fs::create_directories(work_);
+  }
+  void TearDown() override { fs::remove_all(work_); }
+
+  // Runs the binary to completion; returns its exit status and output.
+  std::pair<std::optional<int>, std::string> run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    args.insert(args.begin(), RELANCE_BINARY);
+    auto log = work_ / "out.log";
+    fs::remove(log);
+    GatewayProcess process(args, env, work_, log);
+    eventually(20s, [&] { return !process.running(); });
+    auto status = process.stop(1s);
+    return {status, read_file(log)};
+  }
+
+  fs::path work_;
+};
+
+TEST_F(ConfigErrors, RunRefusesToStartAndNamesEveryField) {
+  std::ofstream(work_ / "bad.yaml") << "kafka:\n  group_id: ''\n  brokerz: x\nclock:\n  mode: sundial\n";
+  auto [status, out] = run({"run", "--config", (work_ / "bad.yaml").string()});
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("kafka.brokerz: unknown field"), std::string::npos) << out;
+  EXPECT_NE(out.find("clock.mode: must be one of: system, simulated"), std::string::npos) << out;
+}
+
+TEST_F(ConfigErrors, CheckConfigReportsSemanticErrorsAndEnvironmentTypos) {
+  std::ofstream(work_ / "bad.yaml") << "channels:\n  email:\n    smtp_url: smtp://mail:25\n    from: nobody\n";
+  auto [status, out] = run({"check-config", "--config", (work_ / "bad.yaml").string()},
+                           {{"RELANCE_HTTP__LISTN", "x"}});
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("RELANCE_HTTP__LISTN: does not name a configuration field"), std::string::npos) << out;
+
+  auto [status2, out2] = run({"check-config", "--config", (work_ / "bad.yaml").string()});
+  EXPECT_EQ(status2, 2) << out2;
+  EXPECT_NE(out2.find("channels.email.from: must be an email address"), std::string::npos) << out2;
+}
+
+TEST_F(ConfigErrors, TheShippedExampleIsValid) {
+  auto [status, out] = run({"check-config", "--config", fs::path(RELANCE_SOURCE_DIR) / "deploy/relance.example.yaml"},
+                           {{"RELANCE_SMTP_PASSWORD", "from-a-secret-store"}});
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("configuration is valid"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace relance::testing
