@@ -74,6 +74,9 @@ void Gateway::start() {
     spdlog::info("channel {} → {}", v1::Channel_Name(channel), adapter->provider());
   }
   rules_ = std::make_unique<rules::ReminderRules>(config_.policy(), available);
+  for (const auto& [tenant, policy] : config_.tenant_policies()) {
+    tenant_rules_[tenant] = std::make_unique<rules::ReminderRules>(policy, available);
+  }
   renderer_ = std::make_unique<render::Renderer>(config_.policy());
   ready_.store(true);
   spdlog::info("consuming {} as group {} from {}", kc.input_topic(), kc.group_id(), bootstrap_);
@@ -168,31 +171,73 @@ void Gateway::fire_due() {
   metrics_.scheduled_timelines.store(schedule_.size(), std::memory_order_relaxed);
 }
 
+const rules::ReminderRules& Gateway::rules_for(const ledger::CustomerLedger& ledger) const {
+  if (auto it = tenant_rules_.find(ledger.tenant_id); it != tenant_rules_.end()) return *it->second;
+  return *rules_;
+}
+
 void Gateway::evaluate(const std::string& key) {
-  const auto* ledger = ledger_->find(key);
-  if (ledger == nullptr) {
-    schedule_.cancel(key);
-    return;
+  // Acting changes the ledger (stages reached, contacts made), so the timeline is planned again
+  // until nothing is due now; the bound only guards against a policy that never settles.
+  for (int round = 0; round < 8; ++round) {
+    const auto* ledger = ledger_->find(key);
+    if (ledger == nullptr) {
+      schedule_.cancel(key);
+      return;
+    }
+    auto now = clock_->now();
+    auto plan = rules_for(*ledger).plan(*ledger, now);
+    if (plan.now.empty()) {
+      if (plan.next_at) {
+        schedule_.schedule(key, *plan.next_at);
+      } else {
+        schedule_.cancel(key);
+      }
+      return;
+    }
+    std::optional<Instant> retry_at;
+    for (const auto& decision : plan.now) {
+      if (auto retry = execute(decision, *ledger_->find(key)); retry && (!retry_at || *retry < *retry_at)) {
+        retry_at = retry;
+      }
+    }
+    if (retry_at) {
+      schedule_.schedule(key, plan.next_at ? std::min(*plan.next_at, *retry_at) : *retry_at);
+      return;
+    }
   }
-  auto now = clock_->now();
-  auto plan = rules_->plan(*ledger, now, [this](const std::string& stage_key) { return outbox_->stage_done(stage_key); });
-  auto next = plan.next_at;
-  for (const auto& decision : plan.now) {
-    if (auto retry = execute(decision, *ledger); retry && (!next || *retry < *next)) next = retry;
+  spdlog::warn("timeline {} still had actions due after 8 rounds; looking again shortly", key);
+  schedule_.schedule(key, clock_->now() + std::chrono::seconds(1));
+}
+
+void Gateway::record(const rules::Decision& decision, const std::string& key, bool contacted, bool advance,
+                     bool channel_failed) {
+  ledger::ActionRecord action;
+  action.kind = decision.kind;
+  if (advance) {
+    for (const auto& item : decision.items) action.subjects.emplace_back(item.subject_id, item.stage_index);
   }
-  if (next) {
-    schedule_.schedule(key, *next);
-  } else {
-    schedule_.cancel(key);
-  }
+  action.invoice_ids = decision.invoice_ids;
+  action.channel = decision.channel;
+  action.at = clock_->now();
+  action.contacted = contacted;
+  action.channel_failed_permanently = channel_failed;
+  action.overdue = decision.overdue;
+  ledger_->record(key, action);
 }
 
 std::optional<Instant> Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {
-  if (!outbox_->begin(decision.reminder_id, decision.stage_key)) return std::nullopt;  // never twice
+  const auto key = ledger.key;
+  if (!outbox_->begin(decision.reminder_id)) {
+    // Already handled (a repeat after a retry round): make sure the ledger knows it.
+    record(decision, key, false, true, false);
+    return std::nullopt;
+  }
   if (decision.suppressed) {
     outbox_->finish(decision.reminder_id, outbox::ReminderState::kSuppressed);
     metrics_.reminders_suppressed.fetch_add(1, std::memory_order_relaxed);
     publish(decision, ledger, v1::SUPPRESSED, "", nullptr);
+    record(decision, key, false, true, false);
     return std::nullopt;
   }
   auto rendered = renderer_->render(decision, ledger, clock_->now());
@@ -202,6 +247,7 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
     channels::SendResult failure{channels::SendResult::Kind::kPermanent, "", rendered.error().code,
                                  rendered.error().message, "", {}};
     publish(decision, ledger, v1::FAILED, "", &failure);
+    record(decision, key, false, true, false);
     return std::nullopt;
   }
   auto& adapter = channels_.at(decision.channel);
@@ -214,6 +260,7 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
         outbox_->finish(decision.reminder_id, outbox::ReminderState::kAccepted);
         metrics_.reminders_sent.fetch_add(1, std::memory_order_relaxed);
         publish(decision, ledger, v1::SENT, provider, &result);
+        record(decision, key, true, true, false);
         break;
       case Kind::kRetriable:
         if (++attempts_[decision.stage_key] < kMaxAttempts) {
@@ -226,18 +273,28 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
                        attempts_[decision.stage_key], kMaxAttempts - 1);
           break;
         }
-        [[fallthrough]];
+        outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
+        metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("reminder {} via {} failed after {} attempts: {}", decision.reminder_id, provider, kMaxAttempts,
+                     result.message);
+        publish(decision, ledger, v1::FAILED, provider, &result);
+        record(decision, key, false, true, false);
+        break;
       case Kind::kPermanent:
         outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
         metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("reminder {} via {} failed: {}", decision.reminder_id, provider, result.message);
         publish(decision, ledger, v1::FAILED, provider, &result);
+        // The stage stays open: the next planning round uses the next channel.
+        record(decision, key, false, false, true);
         break;
       case Kind::kUnknown:
         outbox_->finish(decision.reminder_id, outbox::ReminderState::kUnknown);
         metrics_.reminders_unknown.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("reminder {} via {}: outcome unknown: {}", decision.reminder_id, provider, result.message);
         publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &result);
+        // It may have reached the customer: count it as a contact, never send it again.
+        record(decision, key, true, true, false);
         break;
     }
   });

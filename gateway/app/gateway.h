@@ -44,8 +44,11 @@ class Gateway {
   void handle(const kafka::Record& record);
   void dead_letter(const kafka::Record& record, const Error& error);
   void evaluate(const std::string& key);
-  // Returns a retry instant when the send may be tried again later.
+  // Carries out one decision and records what happened in the ledger. Returns a retry instant
+  // when the send provably did not happen and may be tried again later.
   std::optional<Instant> execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger);
+  void record(const rules::Decision& decision, const std::string& key, bool contacted, bool advance,
+              bool channel_failed);
   void publish(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
                relance::v1::DeliveryStatus status, const std::string& provider, const channels::SendResult* result);
   void fire_due();
@@ -62,7 +65,10 @@ class Gateway {
   outbox::OutboxPtr outbox_;
   scheduler::ReminderSchedule schedule_;
   channels::ChannelMap channels_;
+  const rules::ReminderRules& rules_for(const ledger::CustomerLedger& ledger) const;
+
   std::unique_ptr<rules::ReminderRules> rules_;
+  std::map<std::string, std::unique_ptr<rules::ReminderRules>> tenant_rules_;
   std::unique_ptr<render::Renderer> renderer_;
   std::map<std::string, int> attempts_;  // stage key → failed attempts so far
   Metrics metrics_;

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "common/dates.h"
+#include "rules/business_calendar.h"
 #include "relance/v1/options.pb.h"
 
 extern char** environ;
@@ -391,6 +392,53 @@ bool is_currency_code(const std::string& code) {
   return code.size() == 3 && std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
+void validate_policy(const relance::v1::PolicyConfig& policy, const std::string& prefix, std::vector<ConfigError>& errors) {
+  if (policy.stages().empty()) add_error(errors, prefix + ".stages", "needs at least one stage");
+  std::set<std::string> stage_names;
+  for (int i = 0; i < policy.stages_size(); ++i) {
+    const auto& s = policy.stages(i);
+    auto path = prefix + ".stages[" + std::to_string(i) + "]";
+    if (s.name().empty()) add_error(errors, path + ".name", "must not be empty");
+    if (!s.name().empty() && !stage_names.insert(s.name()).second) {
+      add_error(errors, path + ".name", "'" + s.name() + "' is used by another stage");
+    }
+    if (s.name() == "thank_you") add_error(errors, path + ".name", "'thank_you' is reserved for the thank-you message");
+    if (s.tone() == relance::v1::TONE_UNSPECIFIED) add_error(errors, path + ".tone", "must be set");
+    if (s.channels().minor().empty() && s.channels().middle().empty() && s.channels().large().empty()) {
+      add_error(errors, path + ".channels", "needs a channel for at least one amount tier");
+    }
+    if (s.action() == relance::v1::ESCALATE && i + 1 != policy.stages_size()) {
+      add_error(errors, path + ".action", "escalate must be the last stage");
+    }
+  }
+  for (int i = 1; i < policy.stages_size(); ++i) {
+    if (policy.stages(i).offset_days() <= policy.stages(i - 1).offset_days()) {
+      add_error(errors, prefix + ".stages[" + std::to_string(i) + "].offset_days",
+                "must be after the previous stage's offset (stages are listed in order)");
+    }
+  }
+  for (int i = 0; i < policy.amount_tiers_size(); ++i) {
+    const auto& t = policy.amount_tiers(i);
+    auto path = prefix + ".amount_tiers[" + std::to_string(i) + "]";
+    if (!is_currency_code(t.currency())) add_error(errors, path + ".currency", "must be an ISO 4217 code such as EUR");
+    if (t.middle_from() < 0) add_error(errors, path + ".middle_from", "must not be negative");
+    if (t.large_from() < t.middle_from()) add_error(errors, path + ".large_from", "must not be below middle_from");
+  }
+  if (!parse_time_of_day(policy.send_at())) add_error(errors, prefix + ".send_at", "must be a time of day HH:MM");
+  if (!is_known_time_zone(policy.default_time_zone())) {
+    add_error(errors, prefix + ".default_time_zone", "unknown IANA time zone '" + policy.default_time_zone() + "'");
+  }
+  if (policy.segments().recurring_late_count() < 0) add_error(errors, prefix + ".segments.recurring_late_count", "must not be negative");
+  if (policy.segments().lookback_days() < 0) add_error(errors, prefix + ".segments.lookback_days", "must not be negative");
+  if (policy.contact_cap().per_day() < 0) add_error(errors, prefix + ".contact_cap.per_day", "must not be negative");
+  if (policy.contact_cap().per_7_days() < 0) add_error(errors, prefix + ".contact_cap.per_7_days", "must not be negative");
+  if (policy.grouping_window_days() < 0) add_error(errors, prefix + ".grouping_window_days", "must not be negative");
+  if (policy.promise_grace_days() < 0) add_error(errors, prefix + ".promise_grace_days", "must not be negative");
+  for (auto& [path, message] : relance::rules::validate_calendar(policy.calendar(), prefix + ".calendar")) {
+    add_error(errors, path, message);
+  }
+}
+
 }  // namespace
 
 Config default_config() {
@@ -410,26 +458,9 @@ Config default_config() {
   *email->mutable_timeout() = pb::util::TimeUtil::SecondsToDuration(30);
   c.mutable_channels()->mutable_capture()->set_dir("relance-data/outbox");
 
-  auto* policy = c.mutable_policy();
-  policy->set_send_at("09:00");
-  policy->set_default_time_zone("UTC");
-  policy->set_default_locale("en");
-  policy->set_company_name("Relance");
-  auto* stage = policy->add_stages();
-  stage->set_name("first_reminder");
-  stage->set_offset_days(3);
-  stage->set_tone(relance::v1::FRIENDLY);
-  stage->mutable_channels()->add_minor(relance::v1::EMAIL);
-  stage->mutable_channels()->add_middle(relance::v1::SMS);
-  stage->mutable_channels()->add_middle(relance::v1::EMAIL);
-  stage->mutable_channels()->add_large(relance::v1::CALL_TASK);
-  stage->mutable_channels()->add_large(relance::v1::EMAIL);
-  for (const char* currency : {"EUR", "USD", "GBP"}) {
-    auto* tier = policy->add_amount_tiers();
-    tier->set_currency(currency);
-    tier->set_middle_from(50'000);
-    tier->set_large_from(500'000);
-  }
+  std::vector<ConfigError> errors;
+  YamlToProto(errors).merge_message(YAML::Load(default_policy_yaml()), *c.mutable_policy(), "policy");
+  if (!errors.empty()) throw ConfigException(std::move(errors));  // a broken build, caught by tests
 
   c.mutable_http()->set_listen("127.0.0.1:8080");
   c.mutable_clock()->set_mode(relance::v1::SYSTEM);
@@ -477,31 +508,10 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
   }
   if (c.channels().capture().dir().empty()) add_error(errors, "channels.capture.dir", "must not be empty");
 
-  const auto& policy = c.policy();
-  if (policy.stages().empty()) add_error(errors, "policy.stages", "needs at least one stage");
-  std::set<std::string> stage_names;
-  for (int i = 0; i < policy.stages_size(); ++i) {
-    const auto& s = policy.stages(i);
-    auto path = "policy.stages[" + std::to_string(i) + "]";
-    if (s.name().empty()) add_error(errors, path + ".name", "must not be empty");
-    if (!s.name().empty() && !stage_names.insert(s.name()).second) {
-      add_error(errors, path + ".name", "'" + s.name() + "' is used by another stage");
-    }
-    if (s.tone() == relance::v1::TONE_UNSPECIFIED) add_error(errors, path + ".tone", "must be set");
-    if (s.channels().minor().empty() && s.channels().middle().empty() && s.channels().large().empty()) {
-      add_error(errors, path + ".channels", "needs a channel for at least one amount tier");
-    }
-  }
-  for (int i = 0; i < policy.amount_tiers_size(); ++i) {
-    const auto& t = policy.amount_tiers(i);
-    auto path = "policy.amount_tiers[" + std::to_string(i) + "]";
-    if (!is_currency_code(t.currency())) add_error(errors, path + ".currency", "must be an ISO 4217 code such as EUR");
-    if (t.middle_from() < 0) add_error(errors, path + ".middle_from", "must not be negative");
-    if (t.large_from() < t.middle_from()) add_error(errors, path + ".large_from", "must not be below middle_from");
-  }
-  if (!parse_time_of_day(policy.send_at())) add_error(errors, "policy.send_at", "must be a time of day HH:MM");
-  if (!is_known_time_zone(policy.default_time_zone())) {
-    add_error(errors, "policy.default_time_zone", "unknown IANA time zone '" + policy.default_time_zone() + "'");
+  validate_policy(c.policy(), "policy", errors);
+  for (const auto& [tenant, policy] : c.tenant_policies()) {
+    if (tenant.empty()) add_error(errors, "tenant_policies", "a tenant id must not be empty");
+    validate_policy(policy, "tenant_policies." + tenant, errors);
   }
 
   if (!c.http().listen().empty() && !valid_host_port(c.http().listen())) {

@@ -33,8 +33,12 @@ struct LoadedConfig {
   std::vector<std::string> overrides;
 };
 
-// The built-in defaults: the embedded Kafka cluster, the capture channel, one reminder stage.
+// The built-in defaults: the embedded Kafka cluster, the capture channel, and the default
+// policy of deploy/policy/default.yaml.
 relance::v1::Config default_config();
+
+// deploy/policy/default.yaml as built into the binary.
+const char* default_policy_yaml();
 
 // Loads `yaml_text` (may be empty) over the defaults, applies RELANCE_* overrides from `env`,
 // validates, and throws ConfigException listing every error with its field path.

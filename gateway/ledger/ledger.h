@@ -11,14 +11,60 @@
 
 namespace relance::ledger {
 
+// Contact data checked once when a customer snapshot arrives, so decisions only read flags.
+struct ContactValidity {
+  bool email = false;
+  bool phone = false;      // a valid number in E.164 or for the customer's country
+  bool mobile = false;     // ... that can receive SMS
+  bool whatsapp = false;
+};
+
+// One installment of an agreed payment plan.
+struct Installment {
+  std::string due_on;  // YYYY-MM-DD
+  int64_t amount = 0;  // minor units
+  int64_t paid = 0;
+  bool settled() const { return paid >= amount; }
+};
+
+struct PaymentPlanState {
+  std::string plan_id;
+  std::string currency;
+  std::vector<std::string> invoice_ids;
+  std::vector<Installment> installments;
+};
+
 // What the gateway knows about one invoice.
 struct InvoiceState {
   relance::v1::Invoice invoice;
   bool cancelled = false;
   bool disputed = false;
-  std::string promised_on;  // YYYY-MM-DD while a promise to pay is open
+  std::string promised_on;  // YYYY-MM-DD of the latest promise, empty when none
+  std::string plan_id;      // set while a payment plan covers the invoice
+  int reminders_sent = 0;
+  Instant first_reminder_at{};
+  Instant last_reminder_at{};
+  relance::v1::Channel last_channel = relance::v1::CHANNEL_UNSPECIFIED;
+  bool thanked = false;
+  // The invoice was fully paid after at least one reminder: a thank-you may be owed.
+  bool paid_after_reminders = false;
 
+  bool paid() const { return !cancelled && invoice.amount_due().minor_units() <= 0; }
   bool open() const { return !cancelled && invoice.amount_due().minor_units() > 0; }
+};
+
+// One action the gateway carried out, fed back so later decisions see it.
+struct ActionRecord {
+  enum class Kind { kReminder, kThankYou, kEscalation };
+  Kind kind = Kind::kReminder;
+  // Subject ids (an invoice id, or "plan#k" for installment k) with the stage each reached.
+  std::vector<std::pair<std::string, int>> subjects;
+  std::vector<std::string> invoice_ids;
+  relance::v1::Channel channel = relance::v1::CHANNEL_UNSPECIFIED;
+  Instant at{};
+  bool contacted = false;           // the customer was actually reached (counts towards caps)
+  bool channel_failed_permanently = false;
+  bool overdue = false;             // the reminder was sent after the due date
 };
 
 // One reminder timeline: everything the rules need to decide, keyed by the timeline key (the
@@ -27,7 +73,16 @@ struct CustomerLedger {
   std::string key;
   std::string tenant_id;
   relance::v1::Customer customer;
+  ContactValidity contacts;
   std::map<std::string, InvoiceState> invoices;
+  std::map<std::string, PaymentPlanState> plans;
+  // Highest stage index acted on per subject; stages never go backwards.
+  std::map<std::string, int> last_stage;
+  // Instants at which the customer was contacted, newest last (pruned to the cap's window).
+  std::vector<Instant> contacts_made;
+  std::set<relance::v1::Channel> failed_channels;
+  // Invoices that were ever late, with the day they became so (YYYY-MM-DD).
+  std::map<std::string, std::string> late_invoices;
 };
 
 enum class ApplyOutcome { kApplied, kDuplicate };
@@ -39,10 +94,16 @@ class Ledger {
   virtual ~Ledger() = default;
   // Applies one validated event to the timeline `key`; each event id is applied once.
   virtual ApplyOutcome apply(const std::string& key, const relance::v1::InvoiceEvent& event) = 0;
+  virtual void record(const std::string& key, const ActionRecord& action) = 0;
   virtual const CustomerLedger* find(const std::string& key) const = 0;
 };
 using LedgerPtr = std::unique_ptr<Ledger>;
 
 LedgerPtr make_in_memory_ledger(std::size_t dedup_window = 1'000'000);
+
+// The state transitions themselves, shared by every Ledger implementation.
+void apply_event(CustomerLedger& ledger, const relance::v1::InvoiceEvent& event);
+void apply_action(CustomerLedger& ledger, const ActionRecord& action);
+ContactValidity check_contacts(const relance::v1::Customer& customer);
 
 }  // namespace relance::ledger

@@ -13,13 +13,11 @@ class Outbox {
  public:
   virtual ~Outbox() = default;
   // Records the reminder as sending; false when this reminder id is already known (never send).
-  virtual bool begin(const std::string& reminder_id, const std::string& stage_key) = 0;
+  virtual bool begin(const std::string& reminder_id) = 0;
   virtual void finish(const std::string& reminder_id, ReminderState state) = 0;
   // Forgets a reminder whose send provably did not happen, so it may be tried again.
   virtual void release(const std::string& reminder_id) = 0;
   virtual std::optional<ReminderState> state(const std::string& reminder_id) const = 0;
-  // True once any reminder of this stage has been recorded.
-  virtual bool stage_done(const std::string& stage_key) const = 0;
 };
 using OutboxPtr = std::unique_ptr<Outbox>;
 

@@ -18,6 +18,10 @@ struct TemplateSet {
   const char* text;
   const char* html;
   const char* short_text;  // SMS, WhatsApp, call-task summary
+  const char* thanks_subject;
+  const char* thanks_text;
+  const char* thanks_html;
+  const char* thanks_short;
 };
 
 // Factual wording: the amount, the invoice, the due date and the way to pay; never an
@@ -38,6 +42,12 @@ const TemplateSet kEnglish{
     "<p>If you have already paid, thank you, and please disregard this message.</p>"
     "<p>Kind regards,<br>{{company_name}}</p>",
     "{{company_name}}: amount due {{amount_due}}, due {{due_date}}. Pay: {{payment_link}}",
+    "Thank you: invoice {{invoice_number}} is paid",
+    "Hello {{customer_name}},\n\nWe have received your payment for invoice {{invoice_number}} "
+    "({{amount_due}}). Thank you.\n\nKind regards,\n{{company_name}}\n",
+    "<p>Hello {{customer_name}},</p><p>We have received your payment for invoice {{invoice_number}} "
+    "({{amount_due}}). Thank you.</p><p>Kind regards,<br>{{company_name}}</p>",
+    "{{company_name}}: payment for invoice {{invoice_number}} received. Thank you.",
 };
 
 const TemplateSet kFrench{
@@ -56,6 +66,12 @@ const TemplateSet kFrench{
     "<p>Si vous avez déjà effectué le paiement, merci et veuillez ne pas tenir compte de ce message.</p>"
     "<p>Cordialement,<br>{{company_name}}</p>",
     "{{company_name}} : montant dû {{amount_due}}, échéance {{due_date}}. Régler : {{payment_link}}",
+    "Merci : la facture {{invoice_number}} est réglée",
+    "Bonjour {{customer_name}},\n\nNous avons bien reçu votre règlement pour la facture {{invoice_number}} "
+    "({{amount_due}}). Merci.\n\nCordialement,\n{{company_name}}\n",
+    "<p>Bonjour {{customer_name}},</p><p>Nous avons bien reçu votre règlement pour la facture "
+    "{{invoice_number}} ({{amount_due}}). Merci.</p><p>Cordialement,<br>{{company_name}}</p>",
+    "{{company_name}} : règlement de la facture {{invoice_number}} reçu. Merci.",
 };
 
 const TemplateSet& templates_for(const std::string& locale) {
@@ -76,26 +92,44 @@ Renderer::Renderer(v1::PolicyConfig policy) : policy_(std::move(policy)) {}
 
 Result<RenderedMessage> Renderer::render(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
                                          Instant now) const {
+  (void)now;
   const auto& customer = ledger.customer;
   auto locale = customer.locale().empty() ? policy_.default_locale() : customer.locale();
-  if (decision.invoice_ids.empty()) return Error{"render_failed", "decision names no invoice", false};
-  auto it = ledger.invoices.find(decision.invoice_ids.front());
-  if (it == ledger.invoices.end()) return Error{"render_failed", "invoice not in the ledger", false};
-  const auto& invoice = it->second.invoice;
-
-  auto tz = customer.time_zone().empty() ? policy_.default_time_zone() : customer.time_zone();
-  auto today = std::chrono::sys_days{local_date(now, tz)};
-  auto due = parse_iso_date(invoice.due_on());
-  auto days_overdue = due ? (today - std::chrono::sys_days{*due}).count() : 0;
+  bool french = locale.rfind("fr", 0) == 0;
 
   data vars;
-  vars.set("customer_name", customer.name().empty() ? std::string("customer") : customer.name());
-  vars.set("invoice_number", invoice.number().empty() ? invoice.invoice_id() : invoice.number());
-  vars.set("amount_due", format_money(invoice.amount_due(), locale));
-  vars.set("due_date", format_date(invoice.due_on(), locale));
-  vars.set("days_overdue", std::to_string(std::max<long>(0, static_cast<long>(days_overdue))));
-  vars.set("payment_link", invoice.payment_link());
+  vars.set("customer_name", customer.name().empty() ? std::string(french ? "Madame, Monsieur" : "customer") : customer.name());
   vars.set("company_name", policy_.company_name());
+  if (decision.kind == rules::ActionKind::kThankYou) {
+    auto it = ledger.invoices.find(decision.invoice_ids.empty() ? std::string() : decision.invoice_ids.front());
+    if (it == ledger.invoices.end()) return Error{"render_failed", "invoice not in the ledger", false};
+    vars.set("invoice_number", it->second.invoice.number().empty() ? it->second.invoice.invoice_id() : it->second.invoice.number());
+    vars.set("amount_due", format_money(it->second.invoice.amount_total(), locale));
+    vars.set("due_date", format_date(it->second.invoice.due_on(), locale));
+    vars.set("payment_link", it->second.invoice.payment_link());
+  } else {
+    if (decision.items.empty()) return Error{"render_failed", "decision names no invoice", false};
+    const auto& first = decision.items.front();
+    std::string numbers;
+    kainjow::mustache::list invoices;
+    std::string earliest_due = first.due_on;
+    for (const auto& item : decision.items) {
+      auto number = item.number.empty() ? item.invoice_id : item.number;
+      numbers += (numbers.empty() ? "" : ", ") + number;
+      data line;
+      line.set("number", number);
+      line.set("amount_due", format_money(item.amount_due, locale));
+      line.set("due_date", format_date(item.due_on, locale));
+      invoices.push_back(line);
+      earliest_due = std::min(earliest_due, item.due_on);
+    }
+    vars.set("invoice_number", numbers);
+    vars.set("invoices", invoices);
+    vars.set("amount_due", format_money(decision.total_due, locale));
+    vars.set("due_date", format_date(earliest_due, locale));
+    vars.set("days_overdue", std::to_string(first.days_overdue));
+    vars.set("payment_link", first.payment_link);
+  }
 
   const auto& set = templates_for(locale);
   RenderedMessage msg;
@@ -104,12 +138,13 @@ Result<RenderedMessage> Renderer::render(const rules::Decision& decision, const 
   msg.customer_id = customer.customer_id().empty() ? ledger.key : customer.customer_id();
   msg.to_name = customer.name();
   msg.locale = locale;
+  bool thanks = decision.kind == rules::ActionKind::kThankYou;
   switch (decision.channel) {
     case v1::EMAIL: {
       msg.to = customer.email();
-      auto subject = render_one(set.subject, vars, false);
-      auto text = render_one(set.text, vars, false);
-      auto html = render_one(set.html, vars, true);
+      auto subject = render_one(thanks ? set.thanks_subject : set.subject, vars, false);
+      auto text = render_one(thanks ? set.thanks_text : set.text, vars, false);
+      auto html = render_one(thanks ? set.thanks_html : set.html, vars, true);
       if (!subject) return subject.error();
       if (!text) return text.error();
       if (!html) return html.error();
@@ -124,7 +159,7 @@ Result<RenderedMessage> Renderer::render(const rules::Decision& decision, const 
     case v1::SMS:
     case v1::CALL_TASK: {
       if (msg.to.empty()) msg.to = customer.phone();
-      auto text = render_one(set.short_text, vars, false);
+      auto text = render_one(thanks ? set.thanks_short : set.short_text, vars, false);
       if (!text) return text.error();
       msg.text = std::move(text).value();
       break;

@@ -18,9 +18,13 @@ TEST(EmbeddedDefault, ServesKafkaOnLoopbackAndCapturesTheRenderedMessage) {
   auto work = fs::temp_directory_path() / ("relance-embedded-" + std::to_string(getpid()));
   fs::remove_all(work);
   fs::create_directories(work);
-  // Port 0: the default 8080 may be taken on a shared machine; everything else is the default.
-  GatewayProcess gateway({RELANCE_BINARY, "run"}, {{"RELANCE_HTTP__LISTEN", "127.0.0.1:0"}}, work,
-                         work / "gateway.log");
+  // Port 0: the default 8080 may be taken on a shared machine. The clock is set to a Tuesday
+  // morning so that the default policy's quiet hours never hold the message back.
+  GatewayProcess gateway({RELANCE_BINARY, "run"},
+                         {{"RELANCE_HTTP__LISTEN", "127.0.0.1:0"},
+                          {"RELANCE_CLOCK__MODE", "simulated"},
+                          {"RELANCE_CLOCK__SIMULATED_START", "2026-11-24T10:00:00Z"}},
+                         work, work / "gateway.log");
 
   auto bootstrap_file = work / "relance-data" / "kafka-bootstrap";
   ASSERT_TRUE(eventually(30s, [&] { return fs::exists(bootstrap_file) && fs::file_size(bootstrap_file) > 0; }))
@@ -32,6 +36,7 @@ TEST(EmbeddedDefault, ServesKafkaOnLoopbackAndCapturesTheRenderedMessage) {
   InvoiceSpec spec;
   spec.locale = "fr-FR";
   spec.email = "jeanne@example.fr";
+  spec.due_on = "2026-11-20";
   std::string bytes;
   invoice_issued(spec).SerializeToString(&bytes);
   produce(bootstrap, "billing.invoice-events", spec.customer_id, bytes);

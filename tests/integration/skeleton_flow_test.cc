@@ -21,6 +21,8 @@ namespace fs = std::filesystem;
 namespace v1 = relance::v1;
 using namespace std::chrono_literals;
 
+constexpr const char* kTuesdayMorning = "2026-11-24T10:00:00Z";
+
 std::string serialize(const v1::InvoiceEvent& event) {
   std::string bytes;
   event.SerializeToString(&bytes);
@@ -67,7 +69,12 @@ class SkeletonFlowTest : public ::testing::Test {
                                           << "policy:\n"
                                           << "  company_name: Example Ltd\n"
                                           << "http:\n"
-                                          << "  listen: ''\n";
+                                          << "  listen: ''\n"
+                                          // A Tuesday morning in Paris: open for email whenever the tests run.
+                                          << "clock:\n"
+                                          << "  mode: simulated\n"
+                                          << "  simulated_start: " << kTuesdayMorning << "\n"
+                                          << "  speed: 1\n";
   }
 
   void TearDown() override {
@@ -92,7 +99,7 @@ class SkeletonFlowTest : public ::testing::Test {
     spec.number = "F-2026-" + who;
     spec.email = address_for(who);
     spec.payment_link = "https://pay.example.com/" + who;
-    spec.due_on = "2026-01-15";  // long overdue: the first reminder is due at once
+    spec.due_on = "2026-11-20";  // the first reminder (due + 3 days) is due at once
     return spec;
   }
 
@@ -117,7 +124,9 @@ class SkeletonFlowTest : public ::testing::Test {
   }
 
   static std::string expected_reminder_id(const InvoiceSpec& spec) {
-    auto stage_key = rules::make_stage_key(spec.customer_id, {spec.invoice_id}, "first_reminder");
+    // The first reminder is the default policy's second stage (index 1, after the courtesy notice).
+    auto stage_key =
+        rules::make_stage_key(spec.customer_id, {rules::subject_token(spec.invoice_id, 1)}, "first_reminder");
     return rules::make_reminder_id(stage_key, v1::EMAIL);
   }
 

@@ -1,0 +1,197 @@
+#include <phonenumbers/phonenumberutil.h>
+
+#include <algorithm>
+
+#include "common/dates.h"
+#include "ledger/ledger.h"
+
+namespace relance::ledger {
+
+namespace v1 = relance::v1;
+using i18n::phonenumbers::PhoneNumber;
+using i18n::phonenumbers::PhoneNumberUtil;
+
+namespace {
+
+// Contacts older than the longest cap window no longer matter.
+constexpr auto kContactMemory = std::chrono::hours(24 * 8);
+
+struct PhoneCheck {
+  bool valid = false;
+  bool mobile = false;
+};
+
+PhoneCheck check_phone(const std::string& number, const std::string& country) {
+  if (number.empty()) return {};
+  const auto* util = PhoneNumberUtil::GetInstance();
+  PhoneNumber parsed;
+  auto region = country.empty() ? std::string("ZZ") : country;
+  if (util->Parse(number, region, &parsed) != PhoneNumberUtil::NO_PARSING_ERROR) return {};
+  if (!util->IsValidNumber(parsed)) return {};
+  auto type = util->GetNumberType(parsed);
+  return {true, type == PhoneNumberUtil::MOBILE || type == PhoneNumberUtil::FIXED_LINE_OR_MOBILE};
+}
+
+void mark_late(CustomerLedger& ledger, const std::string& invoice_id, const std::string& day) {
+  ledger.late_invoices.emplace(invoice_id, day);
+}
+
+void apply_payment_to_plan(PaymentPlanState& plan, int64_t amount) {
+  for (auto& inst : plan.installments) {
+    if (amount <= 0) break;
+    auto take = std::min(amount, inst.amount - inst.paid);
+    if (take > 0) {
+      inst.paid += take;
+      amount -= take;
+    }
+  }
+}
+
+void upsert_invoice(CustomerLedger& ledger, const v1::Invoice& invoice) {
+  auto& state = ledger.invoices[invoice.invoice_id()];
+  bool was_open = state.open();
+  state.invoice = invoice;
+  if (was_open && state.paid() && state.reminders_sent > 0) state.paid_after_reminders = true;
+}
+
+}  // namespace
+
+ContactValidity check_contacts(const v1::Customer& customer) {
+  ContactValidity v;
+  const auto& email = customer.email();
+  auto at = email.find('@');
+  v.email = at != std::string::npos && at > 0 && email.find('.', at) != std::string::npos &&
+            email.find_first_of(" \t\r\n<>") == std::string::npos;
+  auto phone = check_phone(customer.phone(), customer.country());
+  v.phone = phone.valid;
+  v.mobile = phone.mobile;
+  v.whatsapp = customer.whatsapp().empty() ? phone.mobile : check_phone(customer.whatsapp(), customer.country()).valid;
+  return v;
+}
+
+void apply_event(CustomerLedger& c, const v1::InvoiceEvent& event) {
+  if (!event.tenant_id().empty()) c.tenant_id = event.tenant_id();
+  switch (event.kind_case()) {
+    case v1::InvoiceEvent::kInvoiceIssued: {
+      const auto& k = event.invoice_issued();
+      c.customer = k.customer();
+      c.contacts = check_contacts(c.customer);
+      upsert_invoice(c, k.invoice());
+      break;
+    }
+    case v1::InvoiceEvent::kInvoiceUpdated:
+      upsert_invoice(c, event.invoice_updated().invoice());
+      break;
+    case v1::InvoiceEvent::kPaymentReceived: {
+      const auto& k = event.payment_received();
+      auto it = c.invoices.find(k.invoice_id());
+      if (it == c.invoices.end()) break;
+      auto& state = it->second;
+      bool was_open = state.open();
+      auto* due = state.invoice.mutable_amount_due();
+      due->set_minor_units(std::max<int64_t>(0, due->minor_units() - k.amount().minor_units()));
+      if (!state.plan_id.empty()) {
+        if (auto plan = c.plans.find(state.plan_id); plan != c.plans.end()) {
+          apply_payment_to_plan(plan->second, k.amount().minor_units());
+        }
+      }
+      if (k.has_paid_at()) {
+        auto paid_day = format_iso_date(local_date(
+            Instant{std::chrono::seconds(k.paid_at().seconds())},
+            c.customer.time_zone().empty() ? std::string("UTC") : c.customer.time_zone()));
+        if (paid_day > state.invoice.due_on()) mark_late(c, state.invoice.invoice_id(), state.invoice.due_on());
+      }
+      if (was_open && state.paid() && state.reminders_sent > 0) state.paid_after_reminders = true;
+      break;
+    }
+    case v1::InvoiceEvent::kPaymentPlanAgreed: {
+      const auto& k = event.payment_plan_agreed();
+      PaymentPlanState plan;
+      plan.plan_id = k.plan_id().empty() ? event.event_id() : k.plan_id();
+      for (const auto& id : k.invoice_ids()) {
+        plan.invoice_ids.push_back(id);
+        if (auto it = c.invoices.find(id); it != c.invoices.end()) {
+          it->second.plan_id = plan.plan_id;
+          it->second.promised_on.clear();
+        }
+      }
+      for (const auto& inst : k.installments()) {
+        plan.currency = inst.amount().currency();
+        plan.installments.push_back({inst.due_on(), inst.amount().minor_units(), 0});
+      }
+      c.plans[plan.plan_id] = std::move(plan);
+      break;
+    }
+    case v1::InvoiceEvent::kPromiseToPay:
+      for (const auto& id : event.promise_to_pay().invoice_ids()) {
+        if (auto it = c.invoices.find(id); it != c.invoices.end()) {
+          it->second.promised_on = event.promise_to_pay().promised_on();
+        }
+      }
+      break;
+    case v1::InvoiceEvent::kDisputeOpened:
+      if (auto it = c.invoices.find(event.dispute_opened().invoice_id()); it != c.invoices.end()) {
+        it->second.disputed = true;
+      }
+      break;
+    case v1::InvoiceEvent::kDisputeResolved:
+      if (auto it = c.invoices.find(event.dispute_resolved().invoice_id()); it != c.invoices.end()) {
+        it->second.disputed = false;
+        if (event.dispute_resolved().outcome() == v1::DisputeResolved::UPHELD) it->second.cancelled = true;
+      }
+      break;
+    case v1::InvoiceEvent::kInvoiceCancelled:
+      if (auto it = c.invoices.find(event.invoice_cancelled().invoice_id()); it != c.invoices.end()) {
+        it->second.cancelled = true;
+      }
+      break;
+    case v1::InvoiceEvent::kCustomerUpdated: {
+      const auto& customer = event.customer_updated().customer();
+      // New contact data gets a fresh chance on channels that failed with the old data.
+      if (customer.email() != c.customer.email()) c.failed_channels.erase(v1::EMAIL);
+      if (customer.phone() != c.customer.phone()) {
+        c.failed_channels.erase(v1::SMS);
+        c.failed_channels.erase(v1::CALL_TASK);
+      }
+      if (customer.whatsapp() != c.customer.whatsapp()) c.failed_channels.erase(v1::WHATSAPP);
+      c.customer = customer;
+      c.contacts = check_contacts(c.customer);
+      break;
+    }
+    case v1::InvoiceEvent::KIND_NOT_SET:
+      break;
+  }
+}
+
+void apply_action(CustomerLedger& c, const ActionRecord& action) {
+  for (const auto& [subject, stage] : action.subjects) {
+    auto [it, inserted] = c.last_stage.emplace(subject, stage);
+    if (!inserted) it->second = std::max(it->second, stage);
+  }
+  if (action.channel_failed_permanently) c.failed_channels.insert(action.channel);
+  for (const auto& id : action.invoice_ids) {
+    auto it = c.invoices.find(id);
+    if (it == c.invoices.end()) continue;
+    auto& inv = it->second;
+    if (action.kind == ActionRecord::Kind::kThankYou) {
+      inv.thanked = true;
+      continue;
+    }
+    if (!action.contacted) continue;
+    if (inv.reminders_sent++ == 0) inv.first_reminder_at = action.at;
+    inv.last_reminder_at = action.at;
+    inv.last_channel = action.channel;
+    if (action.overdue) mark_late(c, id, inv.invoice.due_on());
+  }
+  // Messages of one decision on several channels (a call and its email) are one contact.
+  if (action.contacted && action.kind != ActionRecord::Kind::kThankYou &&
+      (c.contacts_made.empty() || c.contacts_made.back() != action.at)) {
+    c.contacts_made.push_back(action.at);
+    std::sort(c.contacts_made.begin(), c.contacts_made.end());
+    auto horizon = action.at - kContactMemory;
+    c.contacts_made.erase(c.contacts_made.begin(),
+                          std::lower_bound(c.contacts_made.begin(), c.contacts_made.end(), horizon));
+  }
+}
+
+}  // namespace relance::ledger
