@@ -288,8 +288,16 @@ void ReminderRules::consider(const Context& ctx, Pending p, std::vector<Pending>
   int count = policy_.stages_size();
   if (last + 1 >= count) return;  // every stage done, escalation included
 
-  if (p.invoice != nullptr && !p.invoice->promised_on.empty()) {
-    if (auto promised = parse_iso_date(p.invoice->promised_on)) {
+  // A promise on any invoice of the subject (an installment covers several) pauses it.
+  for (const auto& id : p.invoice_ids) {
+    const auto* inv = p.invoice;
+    if (inv == nullptr) {
+      auto it = ctx.ledger.invoices.find(id);
+      if (it == ctx.ledger.invoices.end()) continue;
+      inv = &it->second;
+    }
+    if (inv->promised_on.empty()) continue;
+    if (auto promised = parse_iso_date(inv->promised_on)) {
       auto resume_day = add_days(*promised, policy_.promise_grace_days() + 1);
       if (sys_days{ctx.today} < sys_days{resume_day}) {
         consider_next(local_time_to_instant(resume_day, send_at_minutes_, ctx.tz));
@@ -449,12 +457,27 @@ Plan ReminderRules::plan(const ledger::CustomerLedger& ledger, Instant now) cons
       d.template_name = "thank_you";
       d.tone = v1::FRIENDLY;
       d.channel = inv.last_channel;
+      if (auto why = unusable(ctx, d.channel)) {
+        // Consent or contact changed since the last reminder: the thanks go another way, or not at all.
+        d.explanation.push_back(channel_name(d.channel) + " skipped: " + *why);
+        d.channel = v1::CHANNEL_UNSPECIFIED;
+        for (auto c : {v1::EMAIL, v1::SMS, v1::WHATSAPP}) {
+          if (!unusable(ctx, c)) {
+            d.channel = c;
+            break;
+          }
+        }
+        if (d.channel == v1::CHANNEL_UNSPECIFIED) {
+          d.suppressed = true;
+          d.suppression_reason = "no channel can reach the customer";
+        }
+      }
       d.total_due = inv.invoice.amount_total();
       d.stage_key = make_stage_key(ledger.key, {id}, "thank_you");
       d.reminder_id = make_reminder_id(d.stage_key, d.channel);
       d.explanation.push_back("paid in full after " + std::to_string(inv.reminders_sent) + " reminder(s): thank-you on " +
                               channel_name(d.channel) + ", the channel last used");
-      auto at = open_slot(ctx, now, d.channel, false, &d.explanation);
+      auto at = d.suppressed ? now : open_slot(ctx, now, d.channel, false, &d.explanation);
       d.due_at = at;
       if (at <= now) {
         plan.now.push_back(std::move(d));
