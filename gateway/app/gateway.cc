@@ -43,7 +43,8 @@ void Gateway::start() {
   if (bootstrap_.empty()) {
     embedded_ = std::make_unique<kafka::EmbeddedCluster>(1);
     bootstrap_ = embedded_->bootstrap_servers();
-    for (const auto& topic : {kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic()}) {
+    for (const auto& topic :
+         {kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic(), kc.outcome_topic()}) {
       embedded_->create_topic(topic, kc.embedded().partitions());
     }
     std::filesystem::path file(kc.embedded().bootstrap_file());
@@ -55,7 +56,8 @@ void Gateway::start() {
   kafka::Properties props(kc.properties().begin(), kc.properties().end());
   props["bootstrap.servers"] = bootstrap_;
   producer_ = std::make_unique<kafka::Producer>(props);
-  producer_->require_topics({kc.input_topic(), kc.delivery_topic(), kc.dlq_topic()}, std::chrono::seconds(30));
+  producer_->require_topics({kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.outcome_topic()},
+                            std::chrono::seconds(30));
 
   auto consumer_props = props;
   consumer_props["group.id"] = kc.group_id();
@@ -143,11 +145,32 @@ void Gateway::handle(const kafka::Record& record) {
     dead_letter(record, Error{"missing_key", "the record has no key and the event names no customer", false});
     return finish();
   }
-  if (ledger_->apply(key, event.value()) == ledger::ApplyOutcome::kDuplicate) {
+  auto applied = ledger_->apply(key, event.value());
+  if (applied.duplicate) {
     metrics_.events_duplicate.fetch_add(1, std::memory_order_relaxed);
     return finish();
   }
   metrics_.events_applied.fetch_add(1, std::memory_order_relaxed);
+  if (!applied.resolved_after_reminders.empty()) {
+    const auto& e = event.value();
+    auto at = clock_->now();
+    if (e.has_payment_received() && e.payment_received().has_paid_at()) {
+      at = Instant{std::chrono::seconds(e.payment_received().paid_at().seconds())};
+    } else if (e.has_occurred_at()) {
+      at = Instant{std::chrono::seconds(e.occurred_at().seconds())};
+    }
+    const auto& ledger = *ledger_->find(key);
+    for (const auto& id : applied.resolved_after_reminders) {
+      const auto& inv = ledger.invoices.at(id);
+      auto resolution = v1::ReminderOutcome::PAID;
+      if (inv.cancelled) {
+        resolution = inv.cancel_reason == v1::InvoiceCancelled::WRITTEN_OFF ? v1::ReminderOutcome::WRITTEN_OFF
+                     : inv.cancel_reason == v1::InvoiceCancelled::CREDITED  ? v1::ReminderOutcome::CREDITED
+                                                                            : v1::ReminderOutcome::CANCELLED;
+      }
+      publish_outcome(ledger, id, resolution, at);
+    }
+  }
   // Reminders already due are sent before the offset moves, so a crash never skips them.
   evaluate(key);
   finish();
@@ -219,11 +242,46 @@ void Gateway::record(const rules::Decision& decision, const std::string& key, bo
   }
   action.invoice_ids = decision.invoice_ids;
   action.channel = decision.channel;
+  action.stage = decision.stage;
+  action.tone = decision.tone;
+  action.template_name = decision.template_name;
   action.at = clock_->now();
   action.contacted = contacted;
   action.channel_failed_permanently = channel_failed;
   action.overdue = decision.overdue;
   ledger_->record(key, action);
+  if (decision.kind == rules::ActionKind::kEscalation && contacted) {
+    const auto& ledger = *ledger_->find(key);
+    for (const auto& id : decision.invoice_ids) publish_outcome(ledger, id, v1::ReminderOutcome::ESCALATED, action.at);
+  }
+}
+
+void Gateway::publish_outcome(const ledger::CustomerLedger& ledger, const std::string& invoice_id,
+                              v1::ReminderOutcome::Resolution resolution, Instant at) {
+  const auto& inv = ledger.invoices.at(invoice_id);
+  v1::ReminderOutcome outcome;
+  outcome.set_event_id(invoice_id + "/" + lower(v1::ReminderOutcome::Resolution_Name(resolution)));
+  outcome.set_customer_id(ledger.customer.customer_id().empty() ? ledger.key : ledger.customer.customer_id());
+  outcome.set_invoice_id(invoice_id);
+  outcome.set_tenant_id(ledger.tenant_id);
+  outcome.set_resolution(resolution);
+  outcome.set_last_stage(inv.last_stage_name);
+  outcome.set_last_channel(inv.last_channel);
+  outcome.set_last_tone(inv.last_tone);
+  outcome.set_last_template(inv.last_template);
+  outcome.set_reminders_sent(inv.reminders_sent);
+  auto whole_days = [&](Instant from) {
+    return static_cast<int32_t>(std::max<int64_t>(0, std::chrono::floor<std::chrono::days>(at - from).count()));
+  };
+  outcome.set_days_from_first_reminder(whole_days(inv.first_reminder_at));
+  outcome.set_days_from_last_reminder(whole_days(inv.last_reminder_at));
+  *outcome.mutable_resolved_at() = to_timestamp(at);
+  *outcome.mutable_amount_total() = inv.invoice.amount_total();
+  std::string bytes;
+  outcome.SerializeToString(&bytes);
+  producer_->produce(config_.kafka().outcome_topic(), outcome.customer_id(), bytes,
+                     {{"content-type", "application/x-protobuf"}});
+  metrics_.outcomes_published.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::optional<Instant> Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {

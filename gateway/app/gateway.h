@@ -51,6 +51,8 @@ class Gateway {
               bool channel_failed);
   void publish(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
                relance::v1::DeliveryStatus status, const std::string& provider, const channels::SendResult* result);
+  void publish_outcome(const ledger::CustomerLedger& ledger, const std::string& invoice_id,
+                       relance::v1::ReminderOutcome::Resolution resolution, Instant at);
   void fire_due();
   void commit();
 

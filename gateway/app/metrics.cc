@@ -20,6 +20,7 @@ std::string Metrics::prometheus_text() const {
   counter("relance_reminders_suppressed_total", "Reminders suppressed by the rules.", reminders_suppressed);
   counter("relance_reminders_unknown_total", "Sends whose outcome is unknown.", reminders_unknown);
   counter("relance_delivery_events_published_total", "Delivery events produced.", delivery_events_published);
+  counter("relance_outcomes_published_total", "Reminder outcomes produced for analytics.", outcomes_published);
   counter("relance_offset_commits_total", "Offset commits.", commits);
   out << "# HELP relance_scheduled_timelines Timelines with a pending action.\n"
       << "# TYPE relance_scheduled_timelines gauge\nrelance_scheduled_timelines "

@@ -18,6 +18,7 @@ struct Metrics {
   std::atomic<uint64_t> reminders_suppressed{0};
   std::atomic<uint64_t> reminders_unknown{0};
   std::atomic<uint64_t> delivery_events_published{0};
+  std::atomic<uint64_t> outcomes_published{0};
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> scheduled_timelines{0};
 

@@ -449,6 +449,7 @@ Config default_config() {
   kafka->set_delivery_topic("relance.delivery-events");
   kafka->set_dlq_topic("relance.dlq");
   kafka->set_call_task_topic("relance.call-tasks");
+  kafka->set_outcome_topic("relance.reminder-outcomes");
   *kafka->mutable_commit_interval() = pb::util::TimeUtil::MillisecondsToDuration(1000);
   kafka->mutable_embedded()->set_bootstrap_file("relance-data/kafka-bootstrap");
   kafka->mutable_embedded()->set_partitions(3);
@@ -477,7 +478,8 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
   for (const auto& [path, topic] : {std::pair{"kafka.input_topic", &kafka.input_topic()},
                                     std::pair{"kafka.delivery_topic", &kafka.delivery_topic()},
                                     std::pair{"kafka.dlq_topic", &kafka.dlq_topic()},
-                                    std::pair{"kafka.call_task_topic", &kafka.call_task_topic()}}) {
+                                    std::pair{"kafka.call_task_topic", &kafka.call_task_topic()},
+                                    std::pair{"kafka.outcome_topic", &kafka.outcome_topic()}}) {
     if (topic->empty()) {
       add_error(errors, path, "must not be empty");
     } else if (!topics.insert(*topic).second) {

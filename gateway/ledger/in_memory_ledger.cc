@@ -12,12 +12,16 @@ class InMemoryLedger final : public Ledger {
  public:
   explicit InMemoryLedger(std::size_t dedup_window) : dedup_window_(dedup_window) {}
 
-  ApplyOutcome apply(const std::string& key, const relance::v1::InvoiceEvent& event) override {
-    if (!remember(event.event_id())) return ApplyOutcome::kDuplicate;
+  ApplyResult apply(const std::string& key, const relance::v1::InvoiceEvent& event) override {
+    ApplyResult result;
+    if (!remember(event.event_id())) {
+      result.duplicate = true;
+      return result;
+    }
     auto& c = customers_[key];
     c.key = key;
-    apply_event(c, event);
-    return ApplyOutcome::kApplied;
+    result.resolved_after_reminders = apply_event(c, event);
+    return result;
   }
 
   void record(const std::string& key, const ActionRecord& action) override {

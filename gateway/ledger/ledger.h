@@ -46,6 +46,11 @@ struct InvoiceState {
   Instant last_reminder_at{};
   relance::v1::Channel last_channel = relance::v1::CHANNEL_UNSPECIFIED;
   bool thanked = false;
+  relance::v1::InvoiceCancelled::Reason cancel_reason = relance::v1::InvoiceCancelled::REASON_UNSPECIFIED;
+  // The last reminder, for outcomes.
+  std::string last_stage_name;
+  relance::v1::Tone last_tone = relance::v1::TONE_UNSPECIFIED;
+  std::string last_template;
   // The invoice was fully paid after at least one reminder: a thank-you may be owed.
   bool paid_after_reminders = false;
 
@@ -61,6 +66,9 @@ struct ActionRecord {
   std::vector<std::pair<std::string, int>> subjects;
   std::vector<std::string> invoice_ids;
   relance::v1::Channel channel = relance::v1::CHANNEL_UNSPECIFIED;
+  std::string stage;
+  relance::v1::Tone tone = relance::v1::TONE_UNSPECIFIED;
+  std::string template_name;
   Instant at{};
   bool contacted = false;           // the customer was actually reached (counts towards caps)
   bool channel_failed_permanently = false;
@@ -85,7 +93,11 @@ struct CustomerLedger {
   std::map<std::string, std::string> late_invoices;
 };
 
-enum class ApplyOutcome { kApplied, kDuplicate };
+struct ApplyResult {
+  bool duplicate = false;
+  // Invoices this event closed (paid in full, cancelled) that had received reminders.
+  std::vector<std::string> resolved_after_reminders;
+};
 
 // The ledger behind the scheduler and the rules. The in-memory one serves the skeleton and the
 // embedded default; a durable store implements the same interface.
@@ -93,7 +105,7 @@ class Ledger {
  public:
   virtual ~Ledger() = default;
   // Applies one validated event to the timeline `key`; each event id is applied once.
-  virtual ApplyOutcome apply(const std::string& key, const relance::v1::InvoiceEvent& event) = 0;
+  virtual ApplyResult apply(const std::string& key, const relance::v1::InvoiceEvent& event) = 0;
   virtual void record(const std::string& key, const ActionRecord& action) = 0;
   virtual const CustomerLedger* find(const std::string& key) const = 0;
 };
@@ -102,7 +114,8 @@ using LedgerPtr = std::unique_ptr<Ledger>;
 LedgerPtr make_in_memory_ledger(std::size_t dedup_window = 1'000'000);
 
 // The state transitions themselves, shared by every Ledger implementation.
-void apply_event(CustomerLedger& ledger, const relance::v1::InvoiceEvent& event);
+// Returns the invoices the event closed after they had received reminders.
+std::vector<std::string> apply_event(CustomerLedger& ledger, const relance::v1::InvoiceEvent& event);
 void apply_action(CustomerLedger& ledger, const ActionRecord& action);
 ContactValidity check_contacts(const relance::v1::Customer& customer);
 

@@ -69,8 +69,13 @@ ContactValidity check_contacts(const v1::Customer& customer) {
   return v;
 }
 
-void apply_event(CustomerLedger& c, const v1::InvoiceEvent& event) {
+std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& event) {
   if (!event.tenant_id().empty()) c.tenant_id = event.tenant_id();
+  // Which invoices were open with reminders before, to tell which this event closes.
+  std::vector<std::string> open_before;
+  for (const auto& [id, inv] : c.invoices) {
+    if (inv.open() && inv.reminders_sent > 0) open_before.push_back(id);
+  }
   switch (event.kind_case()) {
     case v1::InvoiceEvent::kInvoiceIssued: {
       const auto& k = event.invoice_issued();
@@ -137,12 +142,16 @@ void apply_event(CustomerLedger& c, const v1::InvoiceEvent& event) {
     case v1::InvoiceEvent::kDisputeResolved:
       if (auto it = c.invoices.find(event.dispute_resolved().invoice_id()); it != c.invoices.end()) {
         it->second.disputed = false;
-        if (event.dispute_resolved().outcome() == v1::DisputeResolved::UPHELD) it->second.cancelled = true;
+        if (event.dispute_resolved().outcome() == v1::DisputeResolved::UPHELD) {
+          it->second.cancelled = true;
+          it->second.cancel_reason = v1::InvoiceCancelled::CREDITED;
+        }
       }
       break;
     case v1::InvoiceEvent::kInvoiceCancelled:
       if (auto it = c.invoices.find(event.invoice_cancelled().invoice_id()); it != c.invoices.end()) {
         it->second.cancelled = true;
+        it->second.cancel_reason = event.invoice_cancelled().reason();
       }
       break;
     case v1::InvoiceEvent::kCustomerUpdated: {
@@ -161,6 +170,11 @@ void apply_event(CustomerLedger& c, const v1::InvoiceEvent& event) {
     case v1::InvoiceEvent::KIND_NOT_SET:
       break;
   }
+  std::vector<std::string> resolved;
+  for (const auto& id : open_before) {
+    if (!c.invoices.at(id).open()) resolved.push_back(id);
+  }
+  return resolved;
 }
 
 void apply_action(CustomerLedger& c, const ActionRecord& action) {
@@ -181,6 +195,9 @@ void apply_action(CustomerLedger& c, const ActionRecord& action) {
     if (inv.reminders_sent++ == 0) inv.first_reminder_at = action.at;
     inv.last_reminder_at = action.at;
     inv.last_channel = action.channel;
+    inv.last_stage_name = action.stage;
+    inv.last_tone = action.tone;
+    inv.last_template = action.template_name;
     if (action.overdue) mark_late(c, id, inv.invoice.due_on());
   }
   // Messages of one decision on several channels (a call and its email) are one contact.

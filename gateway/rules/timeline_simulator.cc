@@ -8,6 +8,9 @@ void record_accepted(ledger::CustomerLedger& ledger, const Decision& decision, I
   for (const auto& item : decision.items) action.subjects.emplace_back(item.subject_id, item.stage_index);
   action.invoice_ids = decision.invoice_ids;
   action.channel = decision.channel;
+  action.stage = decision.stage;
+  action.tone = decision.tone;
+  action.template_name = decision.template_name;
   action.at = at;
   action.contacted = !decision.suppressed;
   action.overdue = decision.overdue;

@@ -12,6 +12,7 @@
 #include "support/gateway_process.h"
 #include "support/kafka_test_client.h"
 #include "support/maildir.h"
+#include "common/dates.h"
 #include "support/sample_events.h"
 
 namespace relance::testing {
@@ -49,8 +50,9 @@ class SkeletonFlowTest : public ::testing::Test {
     input_ = "billing.invoice-events." + suffix_;
     delivery_ = "relance.delivery-events." + suffix_;
     dlq_ = "relance.dlq." + suffix_;
+    outcomes_ = "relance.reminder-outcomes." + suffix_;
     // One partition: records are processed in the order they are produced.
-    create_topics(bootstrap_, {input_, delivery_, dlq_, "relance.call-tasks." + suffix_}, 1);
+    create_topics(bootstrap_, {input_, delivery_, dlq_, outcomes_, "relance.call-tasks." + suffix_}, 1);
 
     work_ = fs::temp_directory_path() / ("relance-it-" + suffix_);
     fs::create_directories(work_);
@@ -60,6 +62,7 @@ class SkeletonFlowTest : public ::testing::Test {
                                           << "  delivery_topic: " << delivery_ << "\n"
                                           << "  dlq_topic: " << dlq_ << "\n"
                                           << "  call_task_topic: relance.call-tasks." << suffix_ << "\n"
+                                          << "  outcome_topic: " << outcomes_ << "\n"
                                           << "  commit_interval: 200ms\n"
                                           << "channels:\n"
                                           << "  email:\n"
@@ -160,7 +163,7 @@ class SkeletonFlowTest : public ::testing::Test {
   }
 
   std::map<std::string, std::string> rig_;
-  std::string bootstrap_, suffix_, input_, delivery_, dlq_;
+  std::string bootstrap_, suffix_, input_, delivery_, dlq_, outcomes_;
   fs::path maildir_, work_;
   std::unique_ptr<GatewayProcess> gateway_;
 };
@@ -254,6 +257,45 @@ TEST_F(SkeletonFlowTest, RestartingTheGatewayDoesNotSendTheEmailASecondTime) {
   expect_sent_event(events[0], first);
   expect_sent_event(events[1], second);
   EXPECT_EQ(gateway_->stop(), 0) << gateway_->log();
+}
+
+TEST_F(SkeletonFlowTest, PaymentAfterAReminderBringsAThankYouAndAnOutcomeForAnalytics) {
+  start_gateway();
+  auto spec = overdue_invoice("paid");
+  produce(bootstrap_, input_, spec.customer_id, serialize(invoice_issued(spec)));
+  expect_reminder_email(spec);
+
+  auto payment = payment_received("pay-" + suffix_, spec.invoice_id, spec.amount_due);
+  payment.mutable_payment_received()->mutable_paid_at()->set_seconds(
+      std::chrono::duration_cast<std::chrono::seconds>(parse_rfc3339(kTuesdayMorning)->time_since_epoch()).count() + 300);
+  produce(bootstrap_, input_, spec.customer_id, serialize(payment));
+
+  auto mails = wait_for_mail(spec.email, 2);
+  ASSERT_EQ(mails.size(), 2u) << gateway_->log();
+  auto thanks = std::find_if(mails.begin(), mails.end(),
+                             [](const ReceivedMail& m) { return m.headers.at("subject").find("Thank you") == 0; });
+  ASSERT_NE(thanks, mails.end());
+  EXPECT_NE(thanks->text.find(spec.number), std::string::npos) << thanks->text;
+
+  auto events = delivery_events(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].stage(), "thank_you");
+  EXPECT_EQ(events[1].status(), v1::SENT);
+  EXPECT_EQ(events[1].channel(), v1::EMAIL);
+
+  auto records = read_topic(bootstrap_, outcomes_, 1, 60s, 1s);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].key, spec.customer_id);
+  v1::ReminderOutcome outcome;
+  ASSERT_TRUE(outcome.ParseFromString(records[0].value));
+  EXPECT_EQ(outcome.resolution(), v1::ReminderOutcome::PAID);
+  EXPECT_EQ(outcome.invoice_id(), spec.invoice_id);
+  EXPECT_EQ(outcome.reminders_sent(), 1);
+  EXPECT_EQ(outcome.last_stage(), "first_reminder");
+  EXPECT_EQ(outcome.last_channel(), v1::EMAIL);
+  EXPECT_EQ(outcome.last_template(), "first_reminder");
+  EXPECT_EQ(outcome.days_from_first_reminder(), 0);
+  EXPECT_EQ(outcome.event_id(), spec.invoice_id + "/paid");
 }
 
 }  // namespace
