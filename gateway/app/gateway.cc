@@ -79,7 +79,7 @@ void Gateway::start() {
   for (const auto& [tenant, policy] : config_.tenant_policies()) {
     tenant_rules_[tenant] = std::make_unique<rules::ReminderRules>(policy, available);
   }
-  renderer_ = std::make_unique<render::Renderer>(config_.policy());
+  renderer_ = std::make_unique<render::Renderer>();
   ready_.store(true);
   spdlog::info("consuming {} as group {} from {}", kc.input_topic(), kc.group_id(), bootstrap_);
 }
@@ -298,7 +298,7 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
     record(decision, key, false, true, false);
     return std::nullopt;
   }
-  auto rendered = renderer_->render(decision, ledger, clock_->now());
+  auto rendered = renderer_->render(decision, ledger, rules_for(ledger).policy());
   if (!rendered) {
     outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
     metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);

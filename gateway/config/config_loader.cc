@@ -544,6 +544,15 @@ LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
   loaded.config = default_config();
   apply_env_overrides(env, root, loaded.overrides, errors);
   YamlToProto(errors).merge_message(root, loaded.config, "");
+  // A tenant's policy is the default policy with the tenant's fields written over it.
+  if (auto tenants = root["tenant_policies"]; tenants && tenants.IsMap()) {
+    for (const auto& kv : tenants) {
+      auto tenant = kv.first.as<std::string>();
+      relance::v1::PolicyConfig merged = loaded.config.policy();
+      YamlToProto(errors).merge_message(kv.second, merged, "tenant_policies." + tenant);
+      (*loaded.config.mutable_tenant_policies())[tenant] = std::move(merged);
+    }
+  }
   if (errors.empty()) errors = validate(loaded.config, env);
   if (!errors.empty()) throw ConfigException(std::move(errors));
   return loaded;

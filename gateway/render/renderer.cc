@@ -88,18 +88,15 @@ Result<std::string> render_one(const std::string& source, const data& vars, bool
 
 }  // namespace
 
-Renderer::Renderer(v1::PolicyConfig policy) : policy_(std::move(policy)) {}
-
 Result<RenderedMessage> Renderer::render(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
-                                         Instant now) const {
-  (void)now;
+                                         const v1::PolicyConfig& policy) const {
   const auto& customer = ledger.customer;
-  auto locale = customer.locale().empty() ? policy_.default_locale() : customer.locale();
+  auto locale = customer.locale().empty() ? policy.default_locale() : customer.locale();
   bool french = locale.rfind("fr", 0) == 0;
 
   data vars;
   vars.set("customer_name", customer.name().empty() ? std::string(french ? "Madame, Monsieur" : "customer") : customer.name());
-  vars.set("company_name", policy_.company_name());
+  vars.set("company_name", policy.company_name());
   if (decision.kind == rules::ActionKind::kThankYou) {
     auto it = ledger.invoices.find(decision.invoice_ids.empty() ? std::string() : decision.invoice_ids.front());
     if (it == ledger.invoices.end()) return Error{"render_failed", "invoice not in the ledger", false};

@@ -15,13 +15,9 @@ namespace relance::render {
 // formatted for their locale.
 class Renderer {
  public:
-  explicit Renderer(relance::v1::PolicyConfig policy);
-
+  // `policy` is the policy the decision was made under (the tenant's, or the default one).
   Result<RenderedMessage> render(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
-                                 Instant now) const;
-
- private:
-  relance::v1::PolicyConfig policy_;
+                                 const relance::v1::PolicyConfig& policy) const;
 };
 
 }  // namespace relance::render

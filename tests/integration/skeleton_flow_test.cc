@@ -71,6 +71,12 @@ class SkeletonFlowTest : public ::testing::Test {
                                           << "    from_name: Relance Billing\n"
                                           << "policy:\n"
                                           << "  company_name: Example Ltd\n"
+                                          << "tenant_policies:\n"
+                                          << "  acme:\n"
+                                          << "    company_name: ACME Corp\n"
+                                          << "    stages:\n"
+                                          << "      - {name: acme_reminder, offset_days: 1, tone: courteous, "
+                                             "channels: {minor: [email]}}\n"
                                           << "http:\n"
                                           << "  listen: ''\n"
                                           // A Tuesday morning in Paris: open for email whenever the tests run.
@@ -296,6 +302,21 @@ TEST_F(SkeletonFlowTest, PaymentAfterAReminderBringsAThankYouAndAnOutcomeForAnal
   EXPECT_EQ(outcome.last_template(), "first_reminder");
   EXPECT_EQ(outcome.days_from_first_reminder(), 0);
   EXPECT_EQ(outcome.event_id(), spec.invoice_id + "/paid");
+}
+
+TEST_F(SkeletonFlowTest, ATenantsEventsFollowThatTenantsPolicy) {
+  start_gateway();
+  auto spec = overdue_invoice("tenant");
+  auto event = invoice_issued(spec);
+  event.set_tenant_id("acme");
+  produce(bootstrap_, input_, spec.customer_id, serialize(event));
+  auto mails = wait_for_mail(spec.email);
+  ASSERT_EQ(mails.size(), 1u) << gateway_->log();
+  EXPECT_NE(mails[0].text.find("ACME Corp"), std::string::npos) << mails[0].text;
+  auto events = delivery_events(1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].stage(), "acme_reminder");
+  EXPECT_EQ(events[0].tenant_id(), "acme");
 }
 
 }  // namespace

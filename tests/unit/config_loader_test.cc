@@ -150,6 +150,41 @@ policy:
   }
 }
 
+TEST(ConfigLoader, TenantPoliciesFallBackToTheDefaultPolicyFieldByField) {
+  auto loaded = load_config(R"(
+policy:
+  company_name: Group
+tenant_policies:
+  acme:
+    company_name: ACME
+    contact_cap: {per_day: 2}
+    stages:
+      - {name: acme_reminder, offset_days: 1, tone: courteous, channels: {minor: [email]}}
+)",
+                            {});
+  const auto& acme = loaded.config.tenant_policies().at("acme");
+  EXPECT_EQ(acme.company_name(), "ACME");
+  ASSERT_EQ(acme.stages_size(), 1);
+  EXPECT_EQ(acme.stages(0).name(), "acme_reminder");
+  EXPECT_EQ(acme.contact_cap().per_day(), 2);
+  EXPECT_EQ(acme.contact_cap().per_7_days(), loaded.config.policy().contact_cap().per_7_days());  // inherited
+  EXPECT_EQ(acme.send_at(), loaded.config.policy().send_at());
+  EXPECT_EQ(acme.calendar().windows_size(), loaded.config.policy().calendar().windows_size());
+  EXPECT_EQ(loaded.config.policy().company_name(), "Group");
+
+  auto errors = errors_of("tenant_policies:\n  acme:\n    send_at: noon\n");
+  EXPECT_TRUE(has_error(errors, "tenant_policies.acme.send_at"));
+}
+
+TEST(ConfigLoader, TheDefaultPolicyIsTheShippedFileAndValid) {
+  auto policy = default_config().policy();
+  ASSERT_EQ(policy.stages_size(), 5);
+  EXPECT_EQ(policy.stages(0).name(), "courtesy");
+  EXPECT_EQ(policy.stages(0).offset_days(), -3);
+  EXPECT_EQ(policy.stages(4).action(), relance::v1::ESCALATE);
+  EXPECT_TRUE(validate(default_config(), {}).empty());
+}
+
 TEST(ConfigLoader, RejectsInvalidYaml) {
   auto errors = errors_of("kafka: [unclosed");
   ASSERT_EQ(errors.size(), 1u);
