@@ -24,4 +24,16 @@ ChannelMap make_channels(const v1::Config& config, const config::Environment& en
   return channels;
 }
 
+std::set<v1::Channel> available_channels(const v1::Config& config) {
+  // Mirrors make_channels above: a provider per configured channel, the capture adapter for
+  // the rest when no provider is configured at all, or for every channel when always set.
+  std::set<v1::Channel> channels;
+  if (!config.channels().email().smtp_url().empty()) channels.insert(v1::EMAIL);
+  const auto& capture = config.channels().capture();
+  if (channels.empty() || capture.always()) {
+    for (auto channel : {v1::EMAIL, v1::SMS, v1::WHATSAPP, v1::CALL_TASK}) channels.insert(channel);
+  }
+  return channels;
+}
+
 }  // namespace relance::channels

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 
 #include "channels/channel.h"
 #include "config/config_loader.h"
@@ -13,5 +14,9 @@ using ChannelMap = std::map<relance::v1::Channel, ChannelAdapterPtr>;
 // Builds the adapters the configuration asks for. With no provider configured at all, every
 // channel goes to the capture adapter, so a fresh install shows what it would send.
 ChannelMap make_channels(const relance::v1::Config& config, const config::Environment& env);
+
+// The channels make_channels would serve, without constructing any adapter (nothing is
+// connected or created): for decisions made without side effects, as in `relance preview`.
+std::set<relance::v1::Channel> available_channels(const relance::v1::Config& config);
 
 }  // namespace relance::channels

@@ -249,6 +249,7 @@ void Gateway::record(const rules::Decision& decision, const std::string& key, bo
   action.contacted = contacted;
   action.channel_failed_permanently = channel_failed;
   action.overdue = decision.overdue;
+  action.broken_promise = decision.broken_promise && advance;
   ledger_->record(key, action);
   if (decision.kind == rules::ActionKind::kEscalation && contacted) {
     const auto& ledger = *ledger_->find(key);

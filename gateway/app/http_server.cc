@@ -3,11 +3,68 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+
 #include "app/gateway.h"
+#include "app/preview.h"
+#include "common/dates.h"
 
 namespace relance::app {
 
-HttpServer::HttpServer(const Gateway& gateway, const std::string& listen) : server_(std::make_unique<httplib::Server>()) {
+namespace {
+
+constexpr const char* kJson = "application/json";
+
+void refuse(httplib::Response& res, int status, const Error& error, int line = 0) {
+  res.status = status;
+  res.set_content(preview_error_json(error, line), kJson);
+}
+
+// POST /v1/preview?from=RFC3339&days=N with the events as JSON lines in the body.
+void serve_preview(const relance::v1::Config& config, const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& content_reader) {
+  if (req.is_multipart_form_data()) {
+    return refuse(res, 400, Error{"undecodable", "send the events as the body (JSON lines), not as a form", false});
+  }
+  std::string body;
+  bool too_large = false;
+  content_reader([&](const char* data, std::size_t length) {
+    // Read to the end so the client gets its answer rather than a reset connection.
+    if (too_large || body.size() + length > HttpServer::kMaxPreviewBody) {
+      too_large = true;
+      body.clear();
+    } else {
+      body.append(data, length);
+    }
+    return true;
+  });
+  if (too_large) {
+    return refuse(res, 413, Error{"too_large", "the body exceeds 1 MiB; preview fewer events at a time", false});
+  }
+
+  std::optional<Instant> from;
+  if (req.has_param("from")) {
+    from = parse_rfc3339(req.get_param_value("from"));
+    if (!from) return refuse(res, 400, Error{"invalid_date", "from: must be an RFC 3339 time", false});
+  }
+  int days = kDefaultPreviewDays;
+  if (req.has_param("days")) {
+    auto text = req.get_param_value("days");
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), days);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+      return refuse(res, 400, Error{"invalid_days", "days: must be a whole number of days", false});
+    }
+  }
+  int line = 0;
+  auto result = preview(config, body, from, days, &line);
+  if (!result) return refuse(res, 400, result.error(), line);
+  res.set_content(preview_json(result.value()), kJson);
+}
+
+}  // namespace
+
+HttpServer::HttpServer(const Gateway& gateway, relance::v1::Config config)
+    : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
   server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   server_->Get("/readyz", [&gateway](const httplib::Request&, httplib::Response& res) {
     res.status = gateway.ready() ? 200 : 503;
@@ -16,6 +73,11 @@ HttpServer::HttpServer(const Gateway& gateway, const std::string& listen) : serv
   server_->Get("/metrics", [&gateway](const httplib::Request&, httplib::Response& res) {
     res.set_content(gateway.metrics().prometheus_text(), "text/plain; version=0.0.4");
   });
+  server_->Post("/v1/preview", [this](const httplib::Request& req, httplib::Response& res,
+                                      const httplib::ContentReader& content_reader) {
+    serve_preview(config_, req, res, content_reader);
+  });
+  const auto& listen = config_.http().listen();
   auto colon = listen.rfind(':');
   auto host = listen.substr(0, colon);
   auto port = std::stoi(listen.substr(colon + 1));

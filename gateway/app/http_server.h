@@ -1,8 +1,11 @@
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include "relance/v1/config.pb.h"
 
 namespace httplib {
 class Server;
@@ -12,14 +15,19 @@ namespace relance::app {
 
 class Gateway;
 
-// Health, readiness and metrics over HTTP, served on its own thread.
+// Health, readiness, metrics and the preview endpoint over HTTP, served on its own thread, on
+// the configuration's `http.listen`.
 class HttpServer {
  public:
-  HttpServer(const Gateway& gateway, const std::string& listen);
+  // Larger preview bodies are refused with 413 (read and dropped, never held in memory).
+  static constexpr std::size_t kMaxPreviewBody = std::size_t{1} << 20;
+
+  HttpServer(const Gateway& gateway, relance::v1::Config config);
   ~HttpServer();
   int port() const { return port_; }
 
  private:
+  relance::v1::Config config_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -4,13 +4,22 @@
 #include <CLI/CLI.hpp>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <thread>
 
 #include "app/gateway.h"
 #include "app/http_server.h"
+#include "app/preview.h"
 #include "common/dates.h"
 #include "config/config_loader.h"
+#include "render/renderer.h"
+#include "render/sample_messages.h"
+#include "render/sms_segments.h"
+#include "render/template_catalog.h"
+#include "render/template_lint.h"
 
 namespace {
 
@@ -18,6 +27,30 @@ using relance::config::ConfigException;
 
 relance::config::LoadedConfig load(const std::string& path, const relance::config::Environment& env) {
   return path.empty() ? relance::config::load_config("", env) : relance::config::load_config_file(path, env);
+}
+
+// Loads every policy's templates and lints them; prints each problem with its template and
+// returns nullptr when there is any.
+relance::render::TemplateLibraryPtr load_templates(const relance::v1::Config& config) {
+  relance::render::TemplateLibraryPtr library;
+  try {
+    library = relance::render::TemplateLibrary::load(config);
+  } catch (const relance::render::TemplateLoadError& e) {
+    std::cerr << "templates: " << e.what() << "\n";
+    return nullptr;
+  }
+  std::vector<std::pair<std::string, const relance::v1::PolicyConfig*>> policies{{"policy", &config.policy()}};
+  for (const auto& [tenant, policy] : config.tenant_policies()) {
+    policies.emplace_back("tenant_policies." + tenant, &policy);
+  }
+  bool ok = true;
+  for (const auto& [name, policy] : policies) {
+    for (const auto& problem : relance::render::lint_policy_templates(library, *policy)) {
+      std::cerr << "templates (" << name << "): " << problem.where << ": " << problem.message << "\n";
+      ok = false;
+    }
+  }
+  return ok ? library : nullptr;
 }
 
 relance::ClockPtr make_clock(const relance::v1::ClockConfig& c) {
@@ -35,6 +68,12 @@ int run(const std::string& config_path) {
   spdlog::set_level(spdlog::level::from_str(loaded.config.logging().level()));
   spdlog::info("relance starting with {}", config_path.empty() ? std::string("built-in defaults") : config_path);
   for (const auto& o : loaded.overrides) spdlog::info("override from environment: {}", o);
+  auto templates = load_templates(loaded.config);
+  if (!templates) {
+    spdlog::critical("refusing to start: the templates have problems (listed above)");
+    return 2;
+  }
+  relance::render::TemplateLibrary::install(templates);
 
   relance::app::Gateway gateway(loaded.config, env, make_clock(loaded.config.clock()));
 
@@ -60,7 +99,7 @@ int run(const std::string& config_path) {
   gateway.start();
   std::unique_ptr<relance::app::HttpServer> http;
   if (!loaded.config.http().listen().empty()) {
-    http = std::make_unique<relance::app::HttpServer>(gateway, loaded.config.http().listen());
+    http = std::make_unique<relance::app::HttpServer>(gateway, loaded.config);
   }
   gateway.run();
   return 0;
@@ -68,9 +107,87 @@ int run(const std::string& config_path) {
 
 int check_config(const std::string& path) {
   auto loaded = load(path, relance::config::process_environment());
+  if (!load_templates(loaded.config)) return 2;
   std::cout << "configuration is valid";
   if (!loaded.overrides.empty()) std::cout << " (" << loaded.overrides.size() << " environment overrides)";
   std::cout << "\n";
+  return 0;
+}
+
+// Every message each policy can send, rendered with made-up data into files for a person to
+// read: <out>/<policy>/<locale>/<channel>/<template>.<tone>[.grouped].<part>.
+int render_samples(const std::string& config_path, const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  namespace r = relance::render;
+  auto loaded = load(config_path, relance::config::process_environment());
+  auto library = load_templates(loaded.config);
+  if (!library) return 2;
+  std::vector<std::pair<std::string, const relance::v1::PolicyConfig*>> policies{{"default", &loaded.config.policy()}};
+  for (const auto& [tenant, policy] : loaded.config.tenant_policies()) policies.emplace_back(tenant, &policy);
+  r::Renderer renderer(library);
+  int written = 0;
+  fs::create_directories(out_dir);
+  // How long each SMS is, for the reviewer (sample data; check-config checks the worst case).
+  std::ofstream index(fs::path(out_dir) / "sms-segments.txt");
+  for (const auto& [name, policy] : policies) {
+    for (const auto& locale : library->catalog_for(*policy).locales()) {
+      for (const auto& slot : r::message_slots(*policy)) {
+        for (auto kind : {r::SampleKind::kTypical, r::SampleKind::kGrouped}) {
+          if (kind == r::SampleKind::kGrouped && slot.kind == relance::rules::ActionKind::kThankYou) continue;
+          auto sample = r::sample_message(slot, locale, kind);
+          auto message = renderer.render(sample.decision, sample.ledger, *policy);
+          auto channel = r::channel_folder(slot.channel);
+          auto dir = fs::path(out_dir) / name / locale / channel;
+          auto stem =
+              slot.template_name + "." + r::tone_name(slot.tone) + (kind == r::SampleKind::kGrouped ? ".grouped" : "");
+          fs::create_directories(dir);
+          auto write = [&](const std::string& part, const std::string& text) {
+            std::ofstream(dir / (stem + "." + part)) << text;
+            ++written;
+          };
+          if (!message) {
+            write("error.txt", message.error().message + "\n");
+            continue;
+          }
+          if (slot.channel == relance::v1::EMAIL) {
+            write("subject.txt", message->subject + "\n");
+            write("html", message->html);
+          }
+          write("txt", message->text);
+          if (slot.channel == relance::v1::SMS) {
+            auto size = r::count_sms_segments(message->text);
+            index << (fs::path(name) / locale / channel / (stem + ".txt")).generic_string() << ": "
+                  << (size.encoding == r::SmsEncoding::kGsm7 ? "GSM-7, " : "UCS-2, ") << size.units << " units, "
+                  << size.segments << " segment(s)\n";
+          }
+        }
+      }
+    }
+  }
+  std::cout << written << " files written to " << out_dir << "\n";
+  return 0;
+}
+
+// Events as JSON lines on stdin, the planned timelines as JSON on stdout; nothing else is
+// touched. Problems go to stderr with exit code 2, and then stdout stays empty.
+int preview(const std::string& config_path, const std::string& from_text, int days) {
+  auto loaded = load(config_path, relance::config::process_environment());
+  spdlog::set_level(spdlog::level::from_str(loaded.config.logging().level()));
+  std::optional<relance::Instant> from;
+  if (!from_text.empty()) {
+    from = relance::parse_rfc3339(from_text);
+    if (!from) {
+      std::cerr << "relance preview: --from: must be an RFC 3339 time such as 2026-11-01T00:00:00Z\n";
+      return 2;
+    }
+  }
+  std::string input{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  auto result = relance::app::preview(loaded.config, input, from, days);
+  if (!result) {
+    std::cerr << "relance preview: " << result.error().message << " (" << result.error().code << ")\n";
+    return 2;
+  }
+  std::cout << relance::app::preview_json(result.value()) << std::flush;
   return 0;
 }
 
@@ -86,12 +203,27 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-c,--config", config_path, "YAML configuration file (default: built-in embedded setup)");
   auto* check_cmd = app.add_subcommand("check-config", "Validate a configuration file and exit");
   check_cmd->add_option("-c,--config", config_path, "YAML configuration file")->required();
+  auto* preview_cmd = app.add_subcommand(
+      "preview",
+      "Print, as JSON, what the gateway would do with the events on stdin (JSON lines), without side effects");
+  preview_cmd->add_option("-c,--config", config_path, "YAML configuration file (default: built-in defaults)");
+  std::string preview_from;
+  int preview_days = relance::app::kDefaultPreviewDays;
+  preview_cmd->add_option("--from", preview_from, "RFC 3339 start of the preview (default: the earliest event)");
+  preview_cmd->add_option("--days", preview_days, "how many days to play forward")->capture_default_str();
+  auto* render_cmd = app.add_subcommand(
+      "render", "Render every template with sample data (locales x channels x stages x tones) into a folder");
+  render_cmd->add_option("-c,--config", config_path, "YAML configuration file (default: built-in defaults)");
+  std::string render_out;
+  render_cmd->add_option("-o,--out", render_out, "folder to write the rendered messages into")->required();
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
   try {
     if (run_cmd->parsed()) return run(config_path);
     if (check_cmd->parsed()) return check_config(config_path);
+    if (preview_cmd->parsed()) return preview(config_path, preview_from, preview_days);
+    if (render_cmd->parsed()) return render_samples(config_path, render_out);
     std::cout << "relance " << RELANCE_VERSION << "\n";
     return 0;
   } catch (const ConfigException& e) {

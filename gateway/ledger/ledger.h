@@ -39,7 +39,10 @@ struct InvoiceState {
   relance::v1::Invoice invoice;
   bool cancelled = false;
   bool disputed = false;
-  std::string promised_on;  // YYYY-MM-DD of the latest promise, empty when none
+  std::string promised_on;  // YYYY-MM-DD of the latest promise, empty when none (or once broken)
+  // After a pause ends (a dispute rejected or settled), reminders resume no earlier than the
+  // morning of this day (YYYY-MM-DD), so the customer is not reminded the minute it ends.
+  std::string resume_on;
   std::string plan_id;      // set while a payment plan covers the invoice
   int reminders_sent = 0;
   Instant first_reminder_at{};
@@ -73,6 +76,7 @@ struct ActionRecord {
   bool contacted = false;           // the customer was actually reached (counts towards caps)
   bool channel_failed_permanently = false;
   bool overdue = false;             // the reminder was sent after the due date
+  bool broken_promise = false;      // it followed a broken promise, which is now closed
 };
 
 // One reminder timeline: everything the rules need to decide, keyed by the timeline key (the

@@ -142,6 +142,11 @@ std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& 
     case v1::InvoiceEvent::kDisputeResolved:
       if (auto it = c.invoices.find(event.dispute_resolved().invoice_id()); it != c.invoices.end()) {
         it->second.disputed = false;
+        if (event.has_occurred_at()) {
+          auto tz = c.customer.time_zone().empty() ? std::string("UTC") : c.customer.time_zone();
+          auto day = local_date(Instant{std::chrono::seconds(event.occurred_at().seconds())}, tz);
+          it->second.resume_on = format_iso_date(std::chrono::year_month_day{std::chrono::sys_days{day} + std::chrono::days{1}});
+        }
         if (event.dispute_resolved().outcome() == v1::DisputeResolved::UPHELD) {
           it->second.cancelled = true;
           it->second.cancel_reason = v1::InvoiceCancelled::CREDITED;
@@ -191,8 +196,11 @@ void apply_action(CustomerLedger& c, const ActionRecord& action) {
       inv.thanked = true;
       continue;
     }
+    if (action.broken_promise) inv.promised_on.clear();
     if (!action.contacted) continue;
-    if (inv.reminders_sent++ == 0) inv.first_reminder_at = action.at;
+    // One reminder may go out on several channels at once (a call and its email): it counts once.
+    bool same_reminder = inv.reminders_sent > 0 && inv.last_reminder_at == action.at;
+    if (!same_reminder && inv.reminders_sent++ == 0) inv.first_reminder_at = action.at;
     inv.last_reminder_at = action.at;
     inv.last_channel = action.channel;
     inv.last_stage_name = action.stage;

@@ -20,6 +20,10 @@ struct RenderedMessage {
   std::string subject;   // email only
   std::string text;
   std::string html;      // email only
+  // WhatsApp outside the 24-hour window: the approved template and its variables as a JSON
+  // object ({"1": "...", "2": "..."}); empty when policy.messages maps none.
+  std::string content_sid;
+  std::string content_variables;
 };
 
 }  // namespace relance

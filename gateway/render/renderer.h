@@ -1,5 +1,6 @@
 #pragma once
 
+#include <set>
 #include <string>
 
 #include "common/clock.h"
@@ -7,17 +8,31 @@
 #include "ledger/ledger.h"
 #include "relance/v1/config.pb.h"
 #include "render/rendered_message.h"
+#include "render/template_catalog.h"
 #include "rules/reminder_rules.h"
 
 namespace relance::render {
 
 // Turns a decision into the words the customer reads, in their language, with money and dates
-// formatted for their locale.
+// formatted for their locale, from templates parsed at start-up (see TemplateCatalog).
 class Renderer {
  public:
+  // Uses the library installed at start-up (TemplateLibrary::installed()).
+  Renderer();
+  explicit Renderer(TemplateLibraryPtr library);
+
   // `policy` is the policy the decision was made under (the tenant's, or the default one).
   Result<RenderedMessage> render(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
                                  const relance::v1::PolicyConfig& policy) const;
+
+ private:
+  TemplateLibraryPtr library_;
 };
+
+// The variables a template may use at the top level, and inside {{#invoices}}...{{/invoices}}.
+const std::set<std::string>& template_variables();
+const std::set<std::string>& invoice_variables();
+// The variables with a text value, which an approved WhatsApp template can take.
+const std::set<std::string>& whatsapp_template_variables();
 
 }  // namespace relance::render

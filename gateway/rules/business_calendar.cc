@@ -1,16 +1,10 @@
 #include "rules/business_calendar.h"
 
-#include <unicode/basictz.h>
-#include <unicode/timezone.h>
-#include <unicode/tztrans.h>
-
 #include <algorithm>
-#include <limits>
-#include <map>
-#include <memory>
 #include <optional>
 
 #include "common/dates.h"
+#include "common/zone_offsets.h"
 
 namespace relance::rules {
 
@@ -20,7 +14,6 @@ namespace {
 
 constexpr std::int64_t kMinuteMs = 60'000;
 constexpr std::int64_t kDayMs = 86'400'000;
-constexpr std::int64_t kForever = std::numeric_limits<std::int64_t>::max();
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   std::int64_t q = a / b;
@@ -57,88 +50,6 @@ std::uint16_t pack_country(const std::string& country) {
 
 bool is_country_code(const std::string& code) {
   return code.size() == 2 && std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-}
-
-// A zone's UTC offsets and the instants at which they change, read from ICU once. Within the
-// table's range a lookup is a binary search over a few hundred instants, cheaper than
-// TimeZone::getOffset; outside it ICU is asked directly.
-class ZoneOffsets {
- public:
-  // The offset in force at the queried instant, and the instant (exclusive) until which it is
-  // known to hold: the next change, or a table boundary.
-  struct Segment {
-    std::int64_t offset_ms;
-    std::int64_t end_ms;
-  };
-
-  explicit ZoneOffsets(const std::string& id)
-      : zone_(icu::TimeZone::createTimeZone(icu::UnicodeString::fromUTF8(id))) {
-    if (*zone_ == icu::TimeZone::getUnknown()) zone_.reset(icu::TimeZone::createTimeZone("UTC"));
-    // ICU's factory only makes BasicTimeZone subclasses (Olson data, or fixed "GMT+hh:mm").
-    basic_ = dynamic_cast<const icu::BasicTimeZone*>(zone_.get());
-    offsets_.push_back(icu_offset(kTableBegin));
-    icu::TimeZoneTransition transition;
-    UDate from = static_cast<UDate>(kTableBegin);
-    while (basic_ != nullptr && basic_->getNextTransition(from, false, transition) &&
-           transition.getTime() < static_cast<UDate>(kTableEnd)) {
-      from = transition.getTime();
-      auto at = static_cast<std::int64_t>(from);
-      auto offset = icu_offset(at);
-      // Some transitions only move offset between raw and DST parts; the wall clock keeps going.
-      if (offset != offsets_.back()) {
-        changes_.push_back(at);
-        offsets_.push_back(offset);
-      }
-    }
-  }
-
-  Segment segment_at(std::int64_t utc_ms) const {
-    if (utc_ms >= kTableBegin && utc_ms < kTableEnd) {
-      auto next = std::upper_bound(changes_.begin(), changes_.end(), utc_ms);
-      return {offsets_[static_cast<std::size_t>(next - changes_.begin())], next == changes_.end() ? kTableEnd : *next};
-    }
-    Segment segment{icu_offset(utc_ms), kForever};
-    icu::TimeZoneTransition transition;
-    if (basic_ != nullptr && basic_->getNextTransition(static_cast<UDate>(utc_ms), false, transition)) {
-      segment.end_ms = static_cast<std::int64_t>(transition.getTime());
-    }
-    if (utc_ms < kTableBegin) segment.end_ms = std::min(segment.end_ms, kTableBegin);
-    return segment;
-  }
-
- private:
-  static constexpr std::int64_t kTableBegin = 0;                  // 1970-01-01
-  static constexpr std::int64_t kTableEnd = 4'102'444'800'000LL;  // 2100-01-01
-
-  std::int64_t icu_offset(std::int64_t utc_ms) const {
-    std::int32_t raw = 0, dst = 0;
-    UErrorCode status = U_ZERO_ERROR;
-    zone_->getOffset(static_cast<UDate>(utc_ms), false, raw, dst, status);
-    return U_SUCCESS(status) ? std::int64_t{raw} + dst : 0;
-  }
-
-  std::unique_ptr<icu::TimeZone> zone_;
-  const icu::BasicTimeZone* basic_ = nullptr;
-  std::vector<std::int64_t> changes_;  // UTC instants at which offsets_[i + 1] starts
-  std::vector<std::int64_t> offsets_;  // offsets_[0] holds from kTableBegin
-};
-
-// Each thread keeps the zones it has used. Zone ids come from customer data, so the cache is
-// bounded: past the bound it starts over rather than grow with every misspelt id.
-const ZoneOffsets& zone_offsets(const std::string& id) {
-  constexpr std::size_t kMaxZones = 1024;
-  thread_local std::map<std::string, std::unique_ptr<ZoneOffsets>, std::less<>> cache;
-  thread_local const std::string* last_id = nullptr;
-  thread_local const ZoneOffsets* last_zone = nullptr;
-  if (last_id != nullptr && *last_id == id) return *last_zone;
-  auto it = cache.find(id);
-  if (it == cache.end()) {
-    if (cache.size() >= kMaxZones) cache.clear();
-    it = cache.emplace(id, std::make_unique<ZoneOffsets>(id)).first;
-  }
-  last_id = &it->first;
-  last_zone = it->second.get();
-  return *last_zone;
 }
 
 bool holiday_on(const std::vector<std::int32_t>* holidays, std::int64_t day) {
@@ -217,7 +128,7 @@ bool BusinessCalendar::is_open(Instant at, v1::Channel channel, const std::strin
   if (windows == nullptr) return true;
   if (!windows->can_open) return false;
   auto utc = to_ms(at);
-  auto local = utc + zone_offsets(time_zone).segment_at(utc).offset_ms;
+  auto local = utc + zone_offsets(time_zone).offset_at(utc);
   auto day = floor_div(local, kDayMs);
   auto time_of_day = local - day * kDayMs;
   auto weekday_bit = 1u << iso_weekday(day);

@@ -1,10 +1,14 @@
 #include "rules/reminder_rules.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstdio>
-#include <map>
+#include <cstdlib>
+#include <memory>
+#include <string_view>
 
 #include "common/dates.h"
 #include "relance/v1/common.pb.h"
@@ -19,20 +23,48 @@ namespace {
 
 constexpr auto kDay = std::chrono::hours(24);
 
-std::string hex_sha256(const std::string& input, std::size_t hex_chars) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
+// Joins the parts with one allocation, where a chain of operator+ makes one per step.
+template <typename... Parts>
+std::string cat(const Parts&... parts) {
   std::string out;
-  out.reserve(hex_chars);
-  for (std::size_t i = 0; i < SHA256_DIGEST_LENGTH && out.size() < hex_chars; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
+  out.reserve((std::string_view(parts).size() + ...));
+  (out.append(std::string_view(parts)), ...);
   return out;
 }
 
-year_month_day add_days(year_month_day date, int days) { return year_month_day{sys_days{date} + std::chrono::days{days}}; }
+struct EvpMdFree {
+  void operator()(EVP_MD* md) const { EVP_MD_free(md); }
+};
+struct EvpMdCtxFree {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+
+// `prefix` followed by the first `hex_chars` hex digits of the input's SHA-256.
+std::string hex_sha256(const std::string& input, std::size_t hex_chars, std::string_view prefix = {}) {
+  // OpenSSL 3's one-shot SHA256() looks the algorithm up in its providers on every call, which
+  // costs more than hashing these few dozen bytes: fetch it once, and keep a context per thread.
+  static const std::unique_ptr<EVP_MD, EvpMdFree> sha256(EVP_MD_fetch(nullptr, "SHA256", nullptr));
+  thread_local const std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree> ctx(EVP_MD_CTX_new());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!sha256 || !ctx || EVP_DigestInit_ex2(ctx.get(), sha256.get(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), input.data(), input.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) {
+    // No ids without it; an OpenSSL that cannot hash is not something to run on.
+    std::fputs("relance: OpenSSL cannot compute SHA-256\n", stderr);
+    std::abort();
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  // Whole bytes: an odd count gets one digit more.
+  auto bytes = std::min<std::size_t>(length, (hex_chars + 1) / 2);
+  std::string out(prefix.size() + 2 * bytes, '0');
+  auto hex = std::copy(prefix.begin(), prefix.end(), out.begin());
+  for (std::size_t i = 0; i < bytes; ++i) {
+    *hex++ = kHex[digest[i] >> 4];
+    *hex++ = kHex[digest[i] & 15];
+  }
+  return out;
+}
 
 bool consent_withdrawn(const v1::Customer& customer, v1::Channel channel) {
   for (const auto& c : customer.consents()) {
@@ -49,16 +81,16 @@ bool consent_granted(const v1::Customer& customer, v1::Channel channel) {
   return granted;
 }
 
-std::optional<std::string> missing_contact(const ledger::ContactValidity& contacts, v1::Channel channel) {
+const char* missing_contact(const ledger::ContactValidity& contacts, v1::Channel channel) {
   switch (channel) {
     case v1::EMAIL:
-      return contacts.email ? std::nullopt : std::optional<std::string>("no valid email address");
+      return contacts.email ? nullptr : "no valid email address";
     case v1::SMS:
-      return contacts.mobile ? std::nullopt : std::optional<std::string>("no valid mobile number");
+      return contacts.mobile ? nullptr : "no valid mobile number";
     case v1::WHATSAPP:
-      return contacts.whatsapp ? std::nullopt : std::optional<std::string>("no valid WhatsApp number");
+      return contacts.whatsapp ? nullptr : "no valid WhatsApp number";
     case v1::CALL_TASK:
-      return contacts.phone ? std::nullopt : std::optional<std::string>("no valid phone number");
+      return contacts.phone ? nullptr : "no valid phone number";
     default:
       return "unknown channel";
   }
@@ -69,23 +101,44 @@ v1::Tone shift(v1::Tone tone, int steps) {
   return static_cast<v1::Tone>(t);
 }
 
-std::string tone_name(v1::Tone tone) {
-  auto name = v1::Tone_Name(tone);
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return name;
+std::string lower_case(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
 }
 
-std::string channel_name(v1::Channel channel) { return v1::Channel_Name(channel); }
+// Enum names come from the descriptor pool, a lookup per call; explanations use several each.
+std::string tone_name(v1::Tone tone) {
+  static const auto kNames = [] {
+    std::array<std::string, v1::Tone_ARRAYSIZE> names;
+    for (int t = 0; t < v1::Tone_ARRAYSIZE; ++t) names[static_cast<std::size_t>(t)] = lower_case(v1::Tone_Name(t));
+    return names;
+  }();
+  if (tone < 0 || tone >= v1::Tone_ARRAYSIZE) return lower_case(v1::Tone_Name(tone));
+  return kNames[static_cast<std::size_t>(tone)];
+}
 
-std::string local_hhmm(Instant at, const std::string& tz) {
-  // Minutes since local midnight, derived from the local date's midnight instant.
-  auto day = local_date(at, tz);
-  auto midnight = local_time_to_instant(day, 0, tz);
-  auto minutes = std::chrono::duration_cast<std::chrono::minutes>(at - midnight).count();
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%s %02ld:%02ld", format_iso_date(day).c_str(), static_cast<long>(minutes / 60),
-                static_cast<long>(minutes % 60));
-  return buf;
+// plain_amount without building a Money.
+std::string amount_text(int64_t units, const std::string& currency) {
+  // Two decimals for the common currencies; exactness matters more than locale here.
+  char whole[24];
+  auto end = std::to_chars(whole, whole + sizeof whole, units / 100).ptr;
+  auto cents = std::llabs(units % 100);
+  const char decimals[] = {'.', static_cast<char>('0' + cents / 10), static_cast<char>('0' + cents % 10), ' ', '\0'};
+  // The currency as a C string, and at most 63 characters in all, as snprintf into 64 bytes gave.
+  auto out = cat(std::string_view(whole, static_cast<std::size_t>(end - whole)), decimals, currency.c_str());
+  if (out.size() > 63) out.resize(63);
+  return out;
+}
+
+const std::string& channel_name(v1::Channel channel) {
+  static const auto kNames = [] {
+    std::array<std::string, v1::Channel_ARRAYSIZE> names;
+    for (int c = 0; c < v1::Channel_ARRAYSIZE; ++c) names[static_cast<std::size_t>(c)] = v1::Channel_Name(c);
+    return names;
+  }();
+  if (channel < 0 || channel >= v1::Channel_ARRAYSIZE) return v1::Channel_Name(channel);
+  return kNames[static_cast<std::size_t>(channel)];
 }
 
 }  // namespace
@@ -102,49 +155,80 @@ std::string_view tier_name(AmountTierKind tier) {
   return "minor";
 }
 
-std::string plain_amount(const v1::Money& money) {
-  auto units = money.minor_units();
-  // Two decimals for the common currencies; exactness matters more than locale here.
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%lld.%02lld %s", static_cast<long long>(units / 100),
-                static_cast<long long>(std::llabs(units % 100)), money.currency().c_str());
-  return buf;
-}
+std::string plain_amount(const v1::Money& money) { return amount_text(money.minor_units(), money.currency()); }
 
 std::string subject_token(const std::string& subject_id, int stage_index) {
-  return subject_id + "@" + std::to_string(stage_index);
+  return cat(subject_id, "@", std::to_string(stage_index));
 }
 
 std::string make_stage_key(const std::string& timeline_key, std::vector<std::string> subjects, const std::string& stage) {
   std::sort(subjects.begin(), subjects.end());
-  std::string input = timeline_key;
-  for (const auto& id : subjects) input += '\0' + id;
+  std::size_t size = timeline_key.size() + 1 + stage.size();
+  for (const auto& id : subjects) size += 1 + id.size();
+  std::string input;
+  input.reserve(size);
+  input += timeline_key;
+  for (const auto& id : subjects) {
+    input += '\0';
+    input += id;
+  }
   input += '\0';
   input += stage;
   return hex_sha256(input, 32);
 }
 
 std::string make_reminder_id(const std::string& stage_key, v1::Channel channel) {
-  return "rem_" + hex_sha256(stage_key + '\0' + channel_name(channel), 32);
+  return hex_sha256(cat(stage_key, std::string_view("\0", 1), channel_name(channel)), 32, "rem_");
 }
 
 struct ReminderRules::Context {
   const ledger::CustomerLedger& ledger;
   Instant now;
-  std::string tz;
-  std::string country;
-  year_month_day today;
+  const std::string& tz;
+  const std::string& country;
+  sys_days today;  // on the customer's wall clock
 };
 
+// One subject that may need a reminder: an open invoice, or the first unpaid installment of a
+// payment plan. It points into the ledger, so that looking at a subject copies nothing; only a
+// decision that goes out copies what it needs.
 struct ReminderRules::Pending {
-  std::string subject_id;
+  const std::string* invoice_id = nullptr;  // an invoice: its key in the ledger
   const ledger::InvoiceState* invoice = nullptr;
-  std::vector<std::string> invoice_ids;
+  const ledger::PaymentPlanState* plan = nullptr;  // an installment: its plan
+  std::string installment_id;                      // ... and "<plan id>#<installment>"
   year_month_day due{};
-  v1::Money amount;
+  const std::string* currency = nullptr;
+  int64_t amount = 0;  // minor units
   int stage_index = -1;
   Instant nominal{};
   bool broken_promise = false;
+
+  const std::string& subject_id() const { return invoice_id != nullptr ? *invoice_id : installment_id; }
+
+  // Calls visit(id, state) for each invoice the subject covers (an installment: the plan's open
+  // invoices, in the plan's order) until it returns false.
+  template <typename Visit>
+  void each_invoice(const ledger::CustomerLedger& ledger, Visit&& visit) const {
+    if (invoice != nullptr) {
+      visit(*invoice_id, *invoice);
+      return;
+    }
+    for (const auto& id : plan->invoice_ids) {
+      auto it = ledger.invoices.find(id);
+      if (it == ledger.invoices.end() || !it->second.open()) continue;
+      if (!visit(id, it->second)) return;
+    }
+  }
+};
+
+struct ReminderRules::Choice {
+  int stage_index = -1;
+  AmountTierKind tier = AmountTierKind::kMinor;
+  // The currency total that set the tier.
+  const std::string* currency = nullptr;
+  int64_t total = 0;
+  v1::Channel channel = v1::CHANNEL_UNSPECIFIED;
 };
 
 ReminderRules::ReminderRules(v1::PolicyConfig policy, std::set<v1::Channel> available_channels)
@@ -159,10 +243,14 @@ ReminderRules::ReminderRules(v1::PolicyConfig policy, std::set<v1::Channel> avai
 }
 
 AmountTierKind ReminderRules::tier_of(const v1::Money& amount) const {
+  return tier_of_total(amount.currency(), amount.minor_units());
+}
+
+AmountTierKind ReminderRules::tier_of_total(const std::string& currency, int64_t minor_units) const {
   for (const auto& tier : policy_.amount_tiers()) {
-    if (tier.currency() != amount.currency()) continue;
-    if (amount.minor_units() >= tier.large_from()) return AmountTierKind::kLarge;
-    if (amount.minor_units() >= tier.middle_from()) return AmountTierKind::kMiddle;
+    if (tier.currency() != currency) continue;
+    if (minor_units >= tier.large_from()) return AmountTierKind::kLarge;
+    if (minor_units >= tier.middle_from()) return AmountTierKind::kMiddle;
     return AmountTierKind::kMinor;
   }
   return AmountTierKind::kMinor;
@@ -172,90 +260,85 @@ v1::Tone ReminderRules::adjust_tone(v1::Tone tone, int late_count, std::vector<s
   const auto& seg = policy_.segments();
   if (late_count == 0) {
     auto softer = shift(tone, -1);
-    why.push_back("segment=first-time late: tone " + tone_name(tone) + " → " + tone_name(softer));
+    why.push_back(cat("segment=first-time late: tone ", tone_name(tone), " → ", tone_name(softer)));
     return softer;
   }
   if (seg.recurring_late_count() > 0 && late_count >= seg.recurring_late_count()) {
     auto firmer = shift(tone, +1);
-    why.push_back("segment=recurring late payer (" + std::to_string(late_count) + " late invoices in " +
-                  std::to_string(seg.lookback_days()) + " days): tone " + tone_name(tone) + " → " + tone_name(firmer));
+    why.push_back(cat("segment=recurring late payer (", std::to_string(late_count), " late invoices in ",
+                      std::to_string(seg.lookback_days()), " days): tone ", tone_name(tone), " → ", tone_name(firmer)));
     return firmer;
   }
   return tone;
 }
 
-Instant ReminderRules::open_slot(const Context& ctx, Instant at, v1::Channel channel, bool capped,
-                                 std::vector<std::string>* why) const {
+// A decision goes out only when this returns `at` itself, so there is never a move to explain.
+Instant ReminderRules::open_slot(const Context& ctx, Instant at, v1::Channel channel, bool capped) const {
   const auto& cap = policy_.contact_cap();
   const auto& made = ctx.ledger.contacts_made;  // sorted, oldest first
   Instant t = at;
   // Each step only moves forward; a handful of rounds settles calendar and cap together.
   for (int round = 0; round < 16; ++round) {
     Instant before = t;
-    auto open = calendar_.next_open(t, channel, ctx.tz, ctx.country);
-    if (open > t) {
-      if (why) why->push_back("moved to " + local_hhmm(open, ctx.tz) + " " + ctx.tz + ": " + channel_name(channel) +
-                              " closed (quiet hours, weekend or holiday)");
-      t = open;
-    }
+    t = std::max(t, calendar_.next_open(t, channel, ctx.tz, ctx.country));
     if (capped) {
-      auto check = [&](int limit, Duration window, const char* label) {
+      auto check = [&](int limit, Duration window) {
         if (limit <= 0) return;
         // Contacts in (t - window, t]: the cap allows one more only below the limit.
         auto first = std::upper_bound(made.begin(), made.end(), t - window);
         auto last = std::upper_bound(made.begin(), made.end(), t);
         auto count = static_cast<int>(last - first);
         if (count < limit) return;
-        auto release = *(last - limit) + window;
-        if (release > t) {
-          if (why) why->push_back("moved to " + local_hhmm(release, ctx.tz) + " " + ctx.tz + ": contact cap " + label);
-          t = release;
-        }
+        t = std::max(t, *(last - limit) + window);
       };
-      check(cap.per_day(), kDay, "per day");
-      check(cap.per_7_days(), 7 * kDay, "per 7 days");
+      check(cap.per_day(), kDay);
+      check(cap.per_7_days(), 7 * kDay);
     }
     if (t == before) break;
   }
   return t;
 }
 
-void ReminderRules::choose_channel(const Context& ctx, Decision& d) const {
-  const auto& customer = ctx.ledger.customer;
-  if (d.kind == ActionKind::kEscalation) {
+v1::Channel ReminderRules::pick_channel(const Context& ctx, ActionKind kind, int stage_index, AmountTierKind tier,
+                                        std::vector<std::string>* why) const {
+  if (kind == ActionKind::kEscalation) {
     // A hand-off to the collections team: the team is told, whatever the customer's channels.
     if (available_.count(v1::CALL_TASK)) {
-      d.channel = v1::CALL_TASK;
-      d.explanation.push_back("escalation: call task for the collections team");
-    } else {
-      d.explanation.push_back("CALL_TASK skipped: no adapter configured");
+      if (why) why->push_back("escalation: call task for the collections team");
+      return v1::CALL_TASK;
     }
-    return;
+    if (why) why->push_back("CALL_TASK skipped: no adapter configured");
+    return v1::CHANNEL_UNSPECIFIED;
   }
-  if (d.kind == ActionKind::kThankYou) return;  // decided by the caller: the channel last used
-
-  const auto& stage_channels = tier_channels(policy_.stages(d.stage_index), d.tier, false);
-  std::vector<v1::Channel> candidates;
-  auto add = [&](int c) {
-    auto ch = static_cast<v1::Channel>(c);
-    if (std::find(candidates.begin(), candidates.end(), ch) == candidates.end()) candidates.push_back(ch);
+  // The customer's preferred channels first, then the stage's for the tier, each tried once.
+  const auto& preferred = ctx.ledger.customer.preferred_channels();
+  const auto& stage_channels = tier_channels(policy_.stages(stage_index), tier, false);
+  auto listed = [](const google::protobuf::RepeatedField<int>& list, int end, int channel) {
+    return std::find(list.begin(), list.begin() + end, channel) != list.begin() + end;
   };
-  for (auto c : customer.preferred_channels()) add(c);
-  for (auto c : stage_channels) add(c);
-  for (auto channel : candidates) {
-    if (auto why = unusable(ctx, channel)) {
-      d.explanation.push_back(channel_name(channel) + " skipped: " + *why);
-      continue;
+  auto usable = [&](int c, bool is_preferred) {
+    auto channel = static_cast<v1::Channel>(c);
+    if (const char* reason = unusable(ctx, channel)) {
+      if (why) why->push_back(cat(channel_name(channel), " skipped: ", reason));
+      return false;
     }
-    d.channel = channel;
-    bool preferred = std::find(customer.preferred_channels().begin(), customer.preferred_channels().end(),
-                               static_cast<int>(channel)) != customer.preferred_channels().end();
-    d.explanation.push_back(channel_name(channel) + " chosen" + (preferred ? " (customer's preference)" : ""));
-    return;
+    if (why) why->push_back(cat(channel_name(channel), " chosen", is_preferred ? " (customer's preference)" : ""));
+    return true;
+  };
+  for (int i = 0; i < preferred.size(); ++i) {
+    int c = preferred.Get(i);
+    if (!listed(preferred, i, c) && usable(c, true)) return static_cast<v1::Channel>(c);
   }
+  for (int i = 0; i < stage_channels.size(); ++i) {
+    int c = stage_channels.Get(i);
+    if (!listed(stage_channels, i, c) && !listed(preferred, preferred.size(), c) && usable(c, false)) {
+      return static_cast<v1::Channel>(c);
+    }
+  }
+  return v1::CHANNEL_UNSPECIFIED;
 }
 
-std::optional<std::string> ReminderRules::unusable(const Context& ctx, v1::Channel channel) const {
+const char* ReminderRules::unusable(const Context& ctx, v1::Channel channel) const {
   const auto& customer = ctx.ledger.customer;
   if (!available_.count(channel)) return "no adapter configured";
   if (consent_withdrawn(customer, channel)) return "consent withdrawn";
@@ -278,96 +361,230 @@ const google::protobuf::RepeatedField<int>& ReminderRules::tier_channels(const v
   return alongside ? c.minor_alongside() : c.minor();
 }
 
-void ReminderRules::consider(const Context& ctx, Pending p, std::vector<Pending>& due, std::vector<Pending>& future,
-                             Plan& plan) const {
+template <typename Visit>
+void ReminderRules::each_subject(const Context& ctx, Visit&& visit) const {
+  for (const auto& [id, inv] : ctx.ledger.invoices) {
+    if (!inv.open() || inv.disputed || !inv.plan_id.empty()) continue;
+    auto due_on = parse_iso_date(inv.invoice.due_on());
+    if (!due_on) continue;
+    Pending p;
+    p.invoice_id = &id;
+    p.invoice = &inv;
+    p.due = *due_on;
+    p.currency = &inv.invoice.amount_due().currency();
+    p.amount = inv.invoice.amount_due().minor_units();
+    visit(p);
+  }
+  for (const auto& [plan_id, pl] : ctx.ledger.plans) {
+    // Reminders follow the first installment not yet paid; a missed one starts its own stages.
+    for (std::size_t k = 0; k < pl.installments.size(); ++k) {
+      const auto& inst = pl.installments[k];
+      if (inst.settled()) continue;
+      bool any_open = false;
+      bool disputed = false;
+      for (const auto& id : pl.invoice_ids) {
+        auto it = ctx.ledger.invoices.find(id);
+        if (it == ctx.ledger.invoices.end() || !it->second.open()) continue;
+        disputed = disputed || it->second.disputed;
+        any_open = true;
+      }
+      auto inst_due = parse_iso_date(inst.due_on);
+      if (!any_open || disputed || !inst_due) break;
+      Pending p;
+      p.plan = &pl;
+      p.installment_id = plan_id + "#" + std::to_string(k);
+      p.due = *inst_due;
+      p.currency = &pl.currency;
+      p.amount = inst.amount - inst.paid;
+      visit(p);
+      break;
+    }
+  }
+}
+
+ReminderRules::Standing ReminderRules::consider(const Context& ctx, Pending& p, Plan& plan) const {
   auto consider_next = [&](Instant at) {
     if (!plan.next_at || at < *plan.next_at) plan.next_at = at;
   };
-  auto last_it = ctx.ledger.last_stage.find(p.subject_id);
+  auto last_it = ctx.ledger.last_stage.find(p.subject_id());
   int last = last_it == ctx.ledger.last_stage.end() ? -1 : last_it->second;
   int count = policy_.stages_size();
-  if (last + 1 >= count) return;  // every stage done, escalation included
+  if (last + 1 >= count) return Standing::kIdle;  // every stage done, escalation included
 
   // A promise on any invoice of the subject (an installment covers several) pauses it.
-  for (const auto& id : p.invoice_ids) {
-    const auto* inv = p.invoice;
-    if (inv == nullptr) {
-      auto it = ctx.ledger.invoices.find(id);
-      if (it == ctx.ledger.invoices.end()) continue;
-      inv = &it->second;
-    }
-    if (inv->promised_on.empty()) continue;
-    if (auto promised = parse_iso_date(inv->promised_on)) {
-      auto resume_day = add_days(*promised, policy_.promise_grace_days() + 1);
-      if (sys_days{ctx.today} < sys_days{resume_day}) {
+  bool paused = false;
+  p.each_invoice(ctx.ledger, [&](const std::string&, const ledger::InvoiceState& inv) {
+    if (inv.promised_on.empty()) return true;
+    if (auto promised = parse_iso_date(inv.promised_on)) {
+      auto resume_day = sys_days{*promised} + std::chrono::days{policy_.promise_grace_days() + 1};
+      if (ctx.today < resume_day) {
         consider_next(local_time_to_instant(resume_day, send_at_minutes_, ctx.tz));
-        return;
+        paused = true;
+        return false;
       }
       p.broken_promise = true;
     }
-  }
+    return true;
+  });
+  if (paused) return Standing::kIdle;
+
   // The latest stage whose time has come is acted on; earlier ones it overtook are not sent
   // late, so a customer never gets a burst of stale reminders.
   int due_index = -1;
   // A notice ahead of the due date makes no sense once the date is reached.
-  bool due_date_reached = sys_days{ctx.today} >= sys_days{p.due};
+  const sys_days due_day{p.due};
+  bool due_date_reached = ctx.today >= due_day;
   for (int i = last + 1; i < count; ++i) {
-    if (due_date_reached && policy_.stages(i).offset_days() < 0) continue;
-    auto at = local_time_to_instant(add_days(p.due, policy_.stages(i).offset_days()), send_at_minutes_, ctx.tz);
+    auto offset = policy_.stages(i).offset_days();
+    if (due_date_reached && offset < 0) continue;
+    auto at = local_time_to_instant(due_day + std::chrono::days{offset}, send_at_minutes_, ctx.tz);
     if (at <= ctx.now) {
       due_index = i;
       p.nominal = at;
-    } else {
-      if (due_index < 0) {
-        if (p.broken_promise) {
-          // A broken promise resumes at the next stage at once.
-          p.stage_index = i;
-          p.nominal = ctx.now;
-          due.push_back(std::move(p));
-          return;
-        }
-        p.stage_index = i;
-        p.nominal = at;
-        future.push_back(p);
-        consider_next(at);
-      }
-      break;
+      continue;
     }
+    if (due_index >= 0) break;
+    p.stage_index = i;
+    if (p.broken_promise) {
+      // A broken promise resumes at the next stage at once.
+      p.nominal = ctx.now;
+      return Standing::kDue;
+    }
+    p.nominal = at;
+    consider_next(at);
+    return Standing::kUpcoming;
   }
-  if (due_index >= 0) {
-    p.stage_index = due_index;
-    due.push_back(std::move(p));
-  }
+  if (due_index < 0) return Standing::kIdle;
+  p.stage_index = due_index;
+  return Standing::kDue;
 }
 
-Decision ReminderRules::decide(const Context& ctx, std::vector<Pending> items, ActionKind kind) const {
+void ReminderRules::thank(const Context& ctx, const std::string& id, const ledger::InvoiceState& inv,
+                          Plan& plan) const {
+  // Consent or contact may have changed since the last reminder: the thanks then go another way,
+  // or not at all.
+  auto channel = inv.last_channel;
+  const char* why = unusable(ctx, channel);
+  if (why != nullptr) {
+    channel = v1::CHANNEL_UNSPECIFIED;
+    for (auto c : {v1::EMAIL, v1::SMS, v1::WHATSAPP}) {
+      if (unusable(ctx, c) == nullptr) {
+        channel = c;
+        break;
+      }
+    }
+  }
+  bool suppressed = channel == v1::CHANNEL_UNSPECIFIED;
+  auto at = suppressed ? ctx.now : open_slot(ctx, ctx.now, channel, false);
+  if (at > ctx.now) {
+    if (!plan.next_at || at < *plan.next_at) plan.next_at = at;
+    return;
+  }
+  Decision d;
+  d.kind = ActionKind::kThankYou;
+  d.timeline_key = ctx.ledger.key;
+  d.invoice_ids = {id};
+  d.stage = "thank_you";
+  d.template_name = "thank_you";
+  d.tone = v1::FRIENDLY;
+  d.channel = channel;
+  if (why != nullptr) d.explanation.push_back(cat(channel_name(inv.last_channel), " skipped: ", why));
+  if (suppressed) {
+    d.suppressed = true;
+    d.suppression_reason = "no channel can reach the customer";
+  }
+  d.total_due = inv.invoice.amount_total();
+  d.stage_key = make_stage_key(ctx.ledger.key, {id}, "thank_you");
+  d.reminder_id = make_reminder_id(d.stage_key, d.channel);
+  d.explanation.push_back(cat("paid in full after ", std::to_string(inv.reminders_sent), " reminder(s): thank-you on ",
+                              channel_name(d.channel), ", the channel last used"));
+  d.due_at = at;
+  plan.now.push_back(std::move(d));
+}
+
+ReminderRules::Choice ReminderRules::choose(const Context& ctx, const std::vector<Pending>& items,
+                                            ActionKind kind) const {
+  Choice c;
+  bool one_currency = true;
+  for (const auto& p : items) {
+    c.stage_index = std::max(c.stage_index, p.stage_index);
+    one_currency = one_currency && *p.currency == *items.front().currency;
+  }
+  if (one_currency) {
+    c.currency = items.front().currency;
+    for (const auto& p : items) c.total += p.amount;
+    c.tier = tier_of_total(*c.currency, c.total);
+  } else {
+    // Totals per currency, in currency order: the largest decides the tier, the first in that
+    // order on a tie.
+    std::vector<std::pair<const std::string*, int64_t>> totals;
+    for (const auto& p : items) {
+      auto it = std::find_if(totals.begin(), totals.end(), [&](const auto& t) { return *t.first == *p.currency; });
+      if (it == totals.end()) {
+        totals.emplace_back(p.currency, p.amount);
+      } else {
+        it->second += p.amount;
+      }
+    }
+    std::sort(totals.begin(), totals.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+    for (const auto& [currency, units] : totals) {
+      auto tier = tier_of_total(*currency, units);
+      if (c.currency == nullptr || c.currency->empty() || tier > c.tier) {
+        c.tier = tier;
+        c.currency = currency;
+        c.total = units;
+      }
+    }
+  }
+  c.channel = pick_channel(ctx, kind, c.stage_index, c.tier, nullptr);
+  return c;
+}
+
+Decision ReminderRules::decide(const Context& ctx, std::vector<Pending> items, ActionKind kind,
+                               const Choice& choice) const {
   Decision d;
   d.kind = kind;
   d.timeline_key = ctx.ledger.key;
-  std::sort(items.begin(), items.end(), [](const Pending& a, const Pending& b) { return a.subject_id < b.subject_id; });
+  d.stage_index = choice.stage_index;
+  d.tier = choice.tier;
+  d.total_due.set_currency(*choice.currency);
+  d.total_due.set_minor_units(choice.total);
+  std::sort(items.begin(), items.end(),
+            [](const Pending& a, const Pending& b) { return a.subject_id() < b.subject_id(); });
   std::vector<std::string> subjects;
-  std::map<std::string, int64_t> totals;
+  subjects.reserve(items.size());
+  d.items.reserve(items.size());
   for (const auto& p : items) {
-    d.stage_index = std::max(d.stage_index, p.stage_index);
     d.broken_promise = d.broken_promise || p.broken_promise;
-    subjects.push_back(subject_token(p.subject_id, p.stage_index));
-    totals[p.amount.currency()] += p.amount.minor_units();
-    for (const auto& id : p.invoice_ids) {
-      if (std::find(d.invoice_ids.begin(), d.invoice_ids.end(), id) == d.invoice_ids.end()) d.invoice_ids.push_back(id);
-    }
+    subjects.push_back(subject_token(p.subject_id(), p.stage_index));
     DecisionItem item;
-    item.subject_id = p.subject_id;
-    item.invoice_id = p.invoice_ids.empty() ? std::string() : p.invoice_ids.front();
+    item.subject_id = p.subject_id();
+    p.each_invoice(ctx.ledger, [&](const std::string& id, const ledger::InvoiceState&) {
+      if (std::find(d.invoice_ids.begin(), d.invoice_ids.end(), id) == d.invoice_ids.end()) d.invoice_ids.push_back(id);
+      return true;
+    });
     if (p.invoice != nullptr) {
+      item.invoice_id = *p.invoice_id;
       item.number = p.invoice->invoice.number();
       item.payment_link = p.invoice->invoice.payment_link();
-    } else if (auto it = ctx.ledger.invoices.find(item.invoice_id); it != ctx.ledger.invoices.end()) {
-      item.number = it->second.invoice.number();
-      item.payment_link = it->second.invoice.payment_link();
+      item.amount_due = p.invoice->invoice.amount_due();
+    } else {
+      // An installment is paid through its plan's first open invoice.
+      const ledger::InvoiceState* first = nullptr;
+      p.each_invoice(ctx.ledger, [&](const std::string& id, const ledger::InvoiceState& inv) {
+        item.invoice_id = id;
+        first = &inv;
+        return false;
+      });
+      if (first != nullptr) {
+        item.number = first->invoice.number();
+        item.payment_link = first->invoice.payment_link();
+      }
+      item.amount_due.set_currency(*p.currency);
+      item.amount_due.set_minor_units(p.amount);
     }
-    item.amount_due = p.amount;
     item.due_on = format_iso_date(p.due);
-    item.days_overdue = std::max(0, static_cast<int>((sys_days{ctx.today} - sys_days{p.due}).count()));
+    item.days_overdue = std::max(0, static_cast<int>((ctx.today - sys_days{p.due}).count()));
     item.stage_index = p.stage_index;
     d.overdue = d.overdue || item.days_overdue > 0;
     d.items.push_back(std::move(item));
@@ -375,38 +592,27 @@ Decision ReminderRules::decide(const Context& ctx, std::vector<Pending> items, A
   const auto& stage = policy_.stages(d.stage_index);
   d.stage = stage.name();
   d.template_name = stage.template_().empty() ? stage.name() : stage.template_();
-  d.stage_key = make_stage_key(ctx.ledger.key, subjects, stage.name());
+  d.stage_key = make_stage_key(ctx.ledger.key, std::move(subjects), stage.name());
   d.due_at = ctx.now;
+  d.explanation.reserve(8);  // the usual count: one allocation instead of four
 
-  // The largest currency total decides the tier when invoices are in several currencies.
-  for (const auto& [currency, units] : totals) {
-    v1::Money m;
-    m.set_currency(currency);
-    m.set_minor_units(units);
-    auto tier = tier_of(m);
-    if (d.total_due.currency().empty() || tier > d.tier) {
-      d.tier = tier;
-      d.total_due = m;
-    }
-  }
-  d.explanation.push_back("stage=" + stage.name() + " (due" + (stage.offset_days() >= 0 ? "+" : "") +
-                          std::to_string(stage.offset_days()) + "d)" + (items.size() > 1 ? ", grouping " + std::to_string(items.size()) + " items" : ""));
+  auto grouping = items.size() > 1 ? cat(", grouping ", std::to_string(items.size()), " items") : std::string();
+  d.explanation.push_back(cat("stage=", stage.name(), " (due", stage.offset_days() >= 0 ? "+" : "",
+                              std::to_string(stage.offset_days()), "d)", grouping));
   for (const auto& tier : policy_.amount_tiers()) {
     if (tier.currency() != d.total_due.currency()) continue;
-    auto bound = [&](int64_t v) {
-      v1::Money m;
-      m.set_currency(tier.currency());
-      m.set_minor_units(v);
-      return plain_amount(m);
-    };
-    std::string line = "tier=" + std::string(tier_name(d.tier)) + ": " + plain_amount(d.total_due);
-    if (d.tier == AmountTierKind::kLarge) line += " ≥ " + bound(tier.large_from());
-    else if (d.tier == AmountTierKind::kMiddle) line += " ≥ " + bound(tier.middle_from());
-    else line += " < " + bound(tier.middle_from());
-    d.explanation.push_back(line);
+    auto bound = [&](int64_t v) { return amount_text(v, tier.currency()); };
+    auto total = plain_amount(d.total_due);
+    if (d.tier == AmountTierKind::kLarge) {
+      d.explanation.push_back(cat("tier=", tier_name(d.tier), ": ", total, " ≥ ", bound(tier.large_from())));
+    } else if (d.tier == AmountTierKind::kMiddle) {
+      d.explanation.push_back(cat("tier=", tier_name(d.tier), ": ", total, " ≥ ", bound(tier.middle_from())));
+    } else {
+      d.explanation.push_back(cat("tier=", tier_name(d.tier), ": ", total, " < ", bound(tier.middle_from())));
+    }
     if (stage.offer_payment_plan() && tier.plan_offer_from() > 0 && d.total_due.minor_units() >= tier.plan_offer_from()) {
       d.offer_payment_plan = true;
-      d.explanation.push_back("payment plan offered: " + plain_amount(d.total_due) + " ≥ " + bound(tier.plan_offer_from()));
+      d.explanation.push_back(cat("payment plan offered: ", total, " ≥ ", bound(tier.plan_offer_from())));
     }
   }
   d.mention_late_terms = stage.mention_late_terms();
@@ -414,23 +620,23 @@ Decision ReminderRules::decide(const Context& ctx, std::vector<Pending> items, A
 
   // Lateness of other invoices within the look-back window sets the segment.
   int late = 0;
-  auto lookback = add_days(ctx.today, -std::max(0, policy_.segments().lookback_days()));
+  auto lookback = ctx.today - std::chrono::days{std::max(0, policy_.segments().lookback_days())};
   for (const auto& [id, day] : ctx.ledger.late_invoices) {
     if (std::find(d.invoice_ids.begin(), d.invoice_ids.end(), id) != d.invoice_ids.end()) continue;
     auto date = parse_iso_date(day);
-    if (date && sys_days{*date} >= sys_days{lookback}) ++late;
+    if (date && sys_days{*date} >= lookback) ++late;
   }
   d.tone = stage.tone();
   if (d.overdue) d.tone = adjust_tone(stage.tone(), late, d.explanation);
   d.recurring_late_payer = policy_.segments().recurring_late_count() > 0 && late >= policy_.segments().recurring_late_count();
   if (d.recurring_late_payer) d.explanation.push_back("recurring late payer: ask for a deposit or upfront payment");
-  d.explanation.push_back("tone=" + tone_name(d.tone));
+  d.explanation.push_back(cat("tone=", tone_name(d.tone)));
 
-  choose_channel(ctx, d);
+  d.channel = pick_channel(ctx, kind, d.stage_index, d.tier, &d.explanation);
   if (d.channel == v1::CHANNEL_UNSPECIFIED) {
     d.suppressed = true;
     d.suppression_reason = "no channel can reach the customer";
-    d.explanation.push_back("suppressed: " + d.suppression_reason);
+    d.explanation.push_back(cat("suppressed: ", d.suppression_reason));
   }
   d.reminder_id = make_reminder_id(d.stage_key, d.channel);
   return d;
@@ -439,133 +645,84 @@ Decision ReminderRules::decide(const Context& ctx, std::vector<Pending> items, A
 Plan ReminderRules::plan(const ledger::CustomerLedger& ledger, Instant now) const {
   Plan plan;
   const auto& customer = ledger.customer;
-  Context ctx{ledger, now, customer.time_zone().empty() ? policy_.default_time_zone() : customer.time_zone(),
-              customer.country().empty() ? policy_.default_country() : customer.country(), {}};
-  ctx.today = local_date(now, ctx.tz);
+  const auto& tz = customer.time_zone().empty() ? policy_.default_time_zone() : customer.time_zone();
+  const auto& country = customer.country().empty() ? policy_.default_country() : customer.country();
+  const Context ctx{ledger, now, tz, country, sys_days{local_date(now, tz)}};
   auto consider_next = [&](Instant at) {
     if (!plan.next_at || at < *plan.next_at) plan.next_at = at;
   };
 
-  std::vector<Pending> due, future;
-  for (const auto& [id, inv] : ledger.invoices) {
-    if (policy_.thank_you() && inv.paid_after_reminders && !inv.thanked && inv.last_channel != v1::CHANNEL_UNSPECIFIED) {
-      Decision d;
-      d.kind = ActionKind::kThankYou;
-      d.timeline_key = ledger.key;
-      d.invoice_ids = {id};
-      d.stage = "thank_you";
-      d.template_name = "thank_you";
-      d.tone = v1::FRIENDLY;
-      d.channel = inv.last_channel;
-      if (auto why = unusable(ctx, d.channel)) {
-        // Consent or contact changed since the last reminder: the thanks go another way, or not at all.
-        d.explanation.push_back(channel_name(d.channel) + " skipped: " + *why);
-        d.channel = v1::CHANNEL_UNSPECIFIED;
-        for (auto c : {v1::EMAIL, v1::SMS, v1::WHATSAPP}) {
-          if (!unusable(ctx, c)) {
-            d.channel = c;
-            break;
-          }
-        }
-        if (d.channel == v1::CHANNEL_UNSPECIFIED) {
-          d.suppressed = true;
-          d.suppression_reason = "no channel can reach the customer";
-        }
-      }
-      d.total_due = inv.invoice.amount_total();
-      d.stage_key = make_stage_key(ledger.key, {id}, "thank_you");
-      d.reminder_id = make_reminder_id(d.stage_key, d.channel);
-      d.explanation.push_back("paid in full after " + std::to_string(inv.reminders_sent) + " reminder(s): thank-you on " +
-                              channel_name(d.channel) + ", the channel last used");
-      auto at = d.suppressed ? now : open_slot(ctx, now, d.channel, false, &d.explanation);
-      d.due_at = at;
-      if (at <= now) {
-        plan.now.push_back(std::move(d));
-      } else {
-        consider_next(at);
+  if (policy_.thank_you()) {
+    for (const auto& [id, inv] : ledger.invoices) {
+      if (inv.paid_after_reminders && !inv.thanked && inv.last_channel != v1::CHANNEL_UNSPECIFIED) {
+        thank(ctx, id, inv, plan);
       }
     }
-    if (!inv.open() || inv.disputed || !inv.plan_id.empty()) continue;
-    auto due_on = parse_iso_date(inv.invoice.due_on());
-    if (!due_on) continue;
-    Pending p;
-    p.subject_id = id;
-    p.invoice = &inv;
-    p.invoice_ids = {id};
-    p.due = *due_on;
-    p.amount = inv.invoice.amount_due();
-    consider(ctx, std::move(p), due, future, plan);
   }
-  for (const auto& [plan_id, pl] : ledger.plans) {
-    // Reminders follow the first installment not yet paid; a missed one starts its own stages.
-    for (std::size_t k = 0; k < pl.installments.size(); ++k) {
-      const auto& inst = pl.installments[k];
-      if (inst.settled()) continue;
-      std::vector<std::string> open_ids;
-      bool disputed = false;
-      for (const auto& id : pl.invoice_ids) {
-        auto it = ledger.invoices.find(id);
-        if (it == ledger.invoices.end() || !it->second.open()) continue;
-        disputed = disputed || it->second.disputed;
-        open_ids.push_back(id);
-      }
-      auto inst_due = parse_iso_date(inst.due_on);
-      if (open_ids.empty() || disputed || !inst_due) break;
-      Pending p;
-      p.subject_id = plan_id + "#" + std::to_string(k);
-      p.invoice_ids = open_ids;
-      p.due = *inst_due;
-      p.amount.set_currency(pl.currency);
-      p.amount.set_minor_units(inst.amount - inst.paid);
-      consider(ctx, std::move(p), due, future, plan);
-      break;
-    }
-  }
+
+  // The common case, a timer check with nothing due, ends here without having built anything.
+  std::vector<Pending> due;
+  each_subject(ctx, [&](Pending& p) {
+    if (consider(ctx, p, plan) == Standing::kDue) due.push_back(std::move(p));
+  });
   if (due.empty()) return plan;
 
   // Reminders that are due go out together with those due within the grouping window;
   // escalations form a group of their own.
-  std::vector<Pending> reminders, escalations;
-  for (auto& p : due) {
-    (policy_.stages(p.stage_index).action() == v1::ESCALATE ? escalations : reminders).push_back(std::move(p));
-  }
-  if (!reminders.empty() && policy_.grouping_window_days() > 0) {
-    auto horizon = now + policy_.grouping_window_days() * kDay;
-    for (const auto& f : future) {
-      if (f.nominal <= horizon && policy_.stages(f.stage_index).action() != v1::ESCALATE) reminders.push_back(f);
+  std::vector<Pending> escalations;
+  auto& reminders = due;
+  auto kept = reminders.begin();
+  for (auto& p : reminders) {
+    if (policy_.stages(p.stage_index).action() == v1::ESCALATE) {
+      escalations.push_back(std::move(p));
+    } else {
+      if (&*kept != &p) *kept = std::move(p);
+      ++kept;
     }
+  }
+  reminders.erase(kept, reminders.end());
+  if (!reminders.empty() && policy_.grouping_window_days() > 0) {
+    // Looking again at every subject is cheaper than keeping the upcoming ones on every call.
+    auto horizon = now + policy_.grouping_window_days() * kDay;
+    each_subject(ctx, [&](Pending& p) {
+      if (consider(ctx, p, plan) == Standing::kUpcoming && p.nominal <= horizon &&
+          policy_.stages(p.stage_index).action() != v1::ESCALATE) {
+        reminders.push_back(std::move(p));
+      }
+    });
   }
 
   for (auto* group : {&reminders, &escalations}) {
     if (group->empty()) continue;
     auto kind = group == &escalations ? ActionKind::kEscalation : ActionKind::kReminder;
-    auto d = decide(ctx, std::move(*group), kind);
-    if (!d.suppressed) {
-      auto at = open_slot(ctx, now, d.channel, kind == ActionKind::kReminder, &d.explanation);
-      d.due_at = at;
+    auto choice = choose(ctx, *group, kind);
+    if (choice.channel != v1::CHANNEL_UNSPECIFIED) {
+      // Closed now, or over the contact cap: the decision is made again when the slot opens.
+      auto at = open_slot(ctx, now, choice.channel, kind == ActionKind::kReminder);
       if (at > now) {
         consider_next(at);
         continue;
       }
     }
+    auto d = decide(ctx, std::move(*group), kind, choice);
     std::vector<Decision> extra;
     if (!d.suppressed && kind == ActionKind::kReminder) {
       // The written copy that goes with the chosen channel, when it can reach the customer now.
       for (auto c : tier_channels(policy_.stages(d.stage_index), d.tier, true)) {
         auto channel = static_cast<v1::Channel>(c);
         if (channel == d.channel) continue;
-        if (auto why = unusable(ctx, channel)) {
-          d.explanation.push_back(channel_name(channel) + " alongside skipped: " + *why);
+        if (const char* why = unusable(ctx, channel)) {
+          d.explanation.push_back(cat(channel_name(channel), " alongside skipped: ", why));
           continue;
         }
         if (calendar_.next_open(now, channel, ctx.tz, ctx.country) > now) {
-          d.explanation.push_back(channel_name(channel) + " alongside skipped: closed now");
+          d.explanation.push_back(cat(channel_name(channel), " alongside skipped: closed now"));
           continue;
         }
         Decision copy = d;
         copy.channel = channel;
         copy.reminder_id = make_reminder_id(d.stage_key, channel);
-        copy.explanation.push_back(channel_name(channel) + " alongside " + channel_name(d.channel));
+        copy.explanation.push_back(cat(channel_name(channel), " alongside ", channel_name(d.channel)));
         extra.push_back(std::move(copy));
       }
     }

@@ -73,18 +73,35 @@ class ReminderRules {
   const relance::v1::PolicyConfig& policy() const { return policy_; }
 
  private:
-  struct Pending;
   struct Context;
-  void consider(const Context& ctx, Pending pending, std::vector<Pending>& due, std::vector<Pending>& future,
-                Plan& plan) const;
-  Decision decide(const Context& ctx, std::vector<Pending> items, ActionKind kind) const;
-  void choose_channel(const Context& ctx, Decision& d) const;
-  // Why `channel` cannot be used for this customer now, or nullopt when it can.
-  std::optional<std::string> unusable(const Context& ctx, relance::v1::Channel channel) const;
+  struct Pending;
+  struct Choice;
+  // Where a subject stands at the instant planned for: a stage due, a stage to come, or
+  // nothing to send (every stage done, or paused by a promise).
+  enum class Standing { kDue, kUpcoming, kIdle };
+
+  // Calls visit(Pending&) for each subject that may need a reminder: open invoices, then the
+  // first unpaid installment of each payment plan.
+  template <typename Visit>
+  void each_subject(const Context& ctx, Visit&& visit) const;
+  // Sets the subject's stage and nominal instant; an upcoming stage or a promise's end also
+  // becomes a candidate for plan.next_at.
+  Standing consider(const Context& ctx, Pending& p, Plan& plan) const;
+  void thank(const Context& ctx, const std::string& invoice_id, const ledger::InvoiceState& invoice, Plan& plan) const;
+  // What decides whether a group goes out now (stage, tier, channel), without the strings.
+  Choice choose(const Context& ctx, const std::vector<Pending>& items, ActionKind kind) const;
+  Decision decide(const Context& ctx, std::vector<Pending> items, ActionKind kind, const Choice& choice) const;
+  // The first usable channel for the stage; with `why`, the reasons for each one passed over.
+  relance::v1::Channel pick_channel(const Context& ctx, ActionKind kind, int stage_index, AmountTierKind tier,
+                                    std::vector<std::string>* why) const;
+  // Why `channel` cannot be used for this customer now, or nullptr when it can.
+  const char* unusable(const Context& ctx, relance::v1::Channel channel) const;
+  AmountTierKind tier_of_total(const std::string& currency, int64_t minor_units) const;
   const google::protobuf::RepeatedField<int>& tier_channels(const relance::v1::Stage& stage, AmountTierKind tier,
                                                             bool alongside) const;
-  Instant open_slot(const Context& ctx, Instant at, relance::v1::Channel channel, bool capped,
-                    std::vector<std::string>* why) const;
+  // The earliest instant >= at at which the channel is open and (when capped) the contact cap
+  // allows one more contact.
+  Instant open_slot(const Context& ctx, Instant at, relance::v1::Channel channel, bool capped) const;
   relance::v1::Tone adjust_tone(relance::v1::Tone tone, int late_count, std::vector<std::string>& why) const;
 
   relance::v1::PolicyConfig policy_;

@@ -14,6 +14,7 @@ void record_accepted(ledger::CustomerLedger& ledger, const Decision& decision, I
   action.at = at;
   action.contacted = !decision.suppressed;
   action.overdue = decision.overdue;
+  action.broken_promise = decision.broken_promise;
   ledger::apply_action(ledger, action);
 }
 

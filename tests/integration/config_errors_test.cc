@@ -54,6 +54,20 @@ TEST_F(ConfigErrors, CheckConfigReportsSemanticErrorsAndEnvironmentTypos) {
   EXPECT_NE(out2.find("channels.email.from: must be an email address"), std::string::npos) << out2;
 }
 
+TEST_F(ConfigErrors, BadTemplatesStopCheckConfigAndRunWithTheirPath) {
+  fs::create_directories(work_ / "templates/fr/email");
+  auto bad = work_ / "templates/fr/email/first_reminder.text.mustache";
+  std::ofstream(bad) << "Votre dette de {{amount_due}} est échue depuis le {{due_date}}.";
+  std::ofstream(work_ / "tenant.yaml") << "policy:\n  messages:\n    templates_dir: " << (work_ / "templates").string()
+                                       << "\n";
+  for (const char* command : {"check-config", "run"}) {
+    auto [status, out] = run({command, "--config", (work_ / "tenant.yaml").string()});
+    EXPECT_EQ(status, 2) << command << "\n" << out;
+    EXPECT_NE(out.find(bad.string() + ": contains the forbidden word 'dette'"), std::string::npos) << out;
+    EXPECT_NE(out.find(bad.string() + ": does not give the payment link"), std::string::npos) << out;
+  }
+}
+
 TEST_F(ConfigErrors, TheShippedExampleIsValid) {
   auto [status, out] = run({"check-config", "--config", fs::path(RELANCE_SOURCE_DIR) / "deploy/relance.example.yaml"},
                            {{"RELANCE_SMTP_PASSWORD", "from-a-secret-store"}});

@@ -75,7 +75,7 @@ class SkeletonFlowTest : public ::testing::Test {
                                           << "  acme:\n"
                                           << "    company_name: ACME Corp\n"
                                           << "    stages:\n"
-                                          << "      - {name: acme_reminder, offset_days: 1, tone: courteous, "
+                                          << "      - {name: acme_reminder, template: first_reminder, offset_days: 1, tone: courteous, "
                                              "channels: {minor: [email]}}\n"
                                           << "http:\n"
                                           << "  listen: ''\n"

@@ -14,7 +14,8 @@ extern char** environ;
 namespace relance::testing {
 
 GatewayProcess::GatewayProcess(std::vector<std::string> args, std::map<std::string, std::string> env,
-                               std::filesystem::path working_dir, std::filesystem::path log_file)
+                               std::filesystem::path working_dir, std::filesystem::path log_file,
+                               ProcessStreams streams)
     : log_file_(std::move(log_file)) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -38,6 +39,18 @@ GatewayProcess::GatewayProcess(std::vector<std::string> args, std::map<std::stri
       dup2(fd, STDOUT_FILENO);
       dup2(fd, STDERR_FILENO);
       close(fd);
+    }
+    if (!streams.stdout_file.empty()) {
+      int out = open(streams.stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (out < 0) _exit(125);
+      dup2(out, STDOUT_FILENO);
+      close(out);
+    }
+    if (!streams.stdin_file.empty()) {
+      int in = open(streams.stdin_file.c_str(), O_RDONLY);
+      if (in < 0) _exit(125);
+      dup2(in, STDIN_FILENO);
+      close(in);
     }
     if (chdir(working_dir.c_str()) != 0) _exit(126);
     execve(argv[0], argv.data(), envp.data());

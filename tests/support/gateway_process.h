@@ -11,11 +11,17 @@
 
 namespace relance::testing {
 
+// Where the child's standard streams go besides the log file.
+struct ProcessStreams {
+  std::filesystem::path stdin_file;   // read as standard input; empty: inherited
+  std::filesystem::path stdout_file;  // standard output alone; empty: into the log with stderr
+};
+
 // The real `relance` binary run as a child process, as an operator would run it.
 class GatewayProcess {
  public:
   GatewayProcess(std::vector<std::string> args, std::map<std::string, std::string> env,
-                 std::filesystem::path working_dir, std::filesystem::path log_file);
+                 std::filesystem::path working_dir, std::filesystem::path log_file, ProcessStreams streams = {});
   ~GatewayProcess();
 
   // Sends SIGTERM (unless it has exited already) and waits; the exit status, or nullopt if it

@@ -1,0 +1,255 @@
+#include "render/template_catalog.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "render/builtin_templates.h"
+
+namespace relance::render {
+
+namespace fs = std::filesystem;
+namespace v1 = relance::v1;
+
+namespace {
+
+const std::set<std::string> kChannels{"email", "sms", "whatsapp", "call_task"};
+const std::set<std::string> kTones{"friendly", "courteous", "firm", "final"};
+const std::set<std::string> kParts{"subject", "text", "html", "talking_points"};
+constexpr std::string_view kSuffix = ".mustache";
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+std::string normalise_locale(std::string locale) {
+  std::replace(locale.begin(), locale.end(), '_', '-');
+  return locale;
+}
+
+// Parses "fr/email/first_reminder.firm.text.mustache" into an entry (no source yet).
+TemplateEntry parse_path(const std::string& relative, const std::string& origin) {
+  auto fail = [&](const std::string& why) {
+    return TemplateLoadError(origin + ": " + why +
+                             " (expected <locale>/<channel>/<template>[.<tone>].<part>.mustache)");
+  };
+  auto folders = split(relative, '/');
+  if (folders.size() != 3) throw fail("not two folders deep");
+  auto file = folders[2];
+  if (file.size() <= kSuffix.size() || file.substr(file.size() - kSuffix.size()) != kSuffix)
+    throw fail("not .mustache");
+  auto pieces = split(file.substr(0, file.size() - kSuffix.size()), '.');
+  if (pieces.size() != 2 && pieces.size() != 3) throw fail("unexpected dots in the file name");
+  TemplateEntry e;
+  e.origin = origin;
+  e.locale = normalise_locale(folders[0]);
+  e.channel = folders[1];
+  e.name = pieces[0];
+  e.part = pieces.back();
+  if (pieces.size() == 3) e.tone = pieces[1];
+  if (e.locale.empty() || e.name.empty()) throw fail("empty locale or template name");
+  if (!kChannels.contains(e.channel)) throw fail("unknown channel folder '" + e.channel + "'");
+  if (!e.tone.empty() && !kTones.contains(e.tone)) throw fail("unknown tone '" + e.tone + "'");
+  if (!kParts.contains(e.part)) throw fail("unknown part '" + e.part + "'");
+  const auto& allowed = channel_parts(e.channel);
+  if (std::find(allowed.begin(), allowed.end(), e.part) == allowed.end()) {
+    throw fail("a " + e.channel + " message has no part '" + e.part + "'");
+  }
+  return e;
+}
+
+void compile(TemplateEntry& e) {
+  auto compiled = std::make_shared<kainjow::mustache::mustache>(e.source);
+  if (!compiled->is_valid()) throw TemplateLoadError(e.origin + ": " + compiled->error_message());
+  if (e.part != "html") compiled->set_custom_escape([](const std::string& s) { return s; });
+  e.compiled = std::move(compiled);
+}
+
+}  // namespace
+
+std::string TemplateEntry::render(const MustacheData& data) const {
+  // kainjow's render keeps its state in a per-call context and leaves the parsed tree as it is,
+  // so one parsed template serves every thread.
+  return compiled->render(data);
+}
+
+std::shared_ptr<const TemplateCatalog> TemplateCatalog::load(const std::string& override_dir) {
+  auto catalog = std::make_shared<TemplateCatalog>();
+  auto add = [&](TemplateEntry e) {
+    compile(e);
+    auto key = std::make_tuple(e.overrides ? 0 : 1, e.locale, e.channel, e.name, e.tone, e.part);
+    if (catalog->index_.contains(key)) throw TemplateLoadError(e.origin + ": defined twice");
+    catalog->index_[key] = catalog->entries_.size();
+    catalog->entries_.push_back(std::move(e));
+  };
+  for (const auto& builtin : builtin_templates()) {
+    auto e = parse_path(std::string(builtin.path), "built-in:" + std::string(builtin.path));
+    e.source = std::string(builtin.text);
+    add(std::move(e));
+  }
+  if (!override_dir.empty()) {
+    std::error_code ec;
+    if (!fs::is_directory(override_dir, ec)) throw TemplateLoadError(override_dir + ": not a readable folder");
+    std::vector<fs::path> files;
+    for (const auto& item : fs::recursive_directory_iterator(override_dir, ec)) {
+      if (item.is_regular_file() && item.path().extension() == ".mustache") files.push_back(item.path());
+    }
+    if (ec) throw TemplateLoadError(override_dir + ": " + ec.message());
+    std::sort(files.begin(), files.end());
+    for (const auto& path : files) {
+      auto e = parse_path(fs::relative(path, override_dir).generic_string(), path.string());
+      std::ifstream in(path, std::ios::binary);
+      std::ostringstream text;
+      text << in.rdbuf();
+      if (!in) throw TemplateLoadError(path.string() + ": cannot be read");
+      e.source = text.str();
+      e.overrides = true;
+      add(std::move(e));
+    }
+  }
+  return catalog;
+}
+
+const TemplateEntry* TemplateCatalog::find(const std::string& locale, const std::string& default_locale,
+                                           const std::string& channel, const std::string& name, const std::string& tone,
+                                           const std::string& part) const {
+  for (const auto& candidate : locale_chain(locale, default_locale)) {
+    for (int layer : {0, 1}) {
+      for (const auto& t : {tone, std::string()}) {
+        auto it = index_.find(std::make_tuple(layer, candidate, channel, name, t, part));
+        if (it != index_.end()) return &entries_[it->second];
+        if (tone.empty()) break;
+      }
+    }
+  }
+  return nullptr;
+}
+
+std::vector<std::string> TemplateCatalog::locales() const {
+  std::set<std::string> out;
+  for (const auto& e : entries_) out.insert(e.locale);
+  return {out.begin(), out.end()};
+}
+
+std::vector<std::string> TemplateCatalog::names() const {
+  std::set<std::string> out;
+  for (const auto& e : entries_) out.insert(e.name);
+  return {out.begin(), out.end()};
+}
+
+std::vector<std::string> locale_chain(const std::string& locale, const std::string& default_locale) {
+  std::vector<std::string> chain;
+  auto push = [&chain](const std::string& l) {
+    if (!l.empty() && std::find(chain.begin(), chain.end(), l) == chain.end()) chain.push_back(l);
+  };
+  for (const auto& raw : {locale, default_locale}) {
+    auto l = normalise_locale(raw);
+    push(l);
+    auto dash = l.find('-');
+    if (dash != std::string::npos) push(l.substr(0, dash));
+  }
+  return chain;
+}
+
+const std::vector<std::string>& channel_parts(const std::string& channel) {
+  static const std::vector<std::string> email{"subject", "text", "html"};
+  static const std::vector<std::string> text{"text"};
+  static const std::vector<std::string> call{"talking_points"};
+  static const std::vector<std::string> none;
+  if (channel == "email") return email;
+  if (channel == "sms" || channel == "whatsapp") return text;
+  if (channel == "call_task") return call;
+  return none;
+}
+
+std::string channel_folder(v1::Channel channel) {
+  switch (channel) {
+    case v1::EMAIL:
+      return "email";
+    case v1::SMS:
+      return "sms";
+    case v1::WHATSAPP:
+      return "whatsapp";
+    case v1::CALL_TASK:
+      return "call_task";
+    default:
+      return "";
+  }
+}
+
+std::string tone_name(v1::Tone tone) {
+  switch (tone) {
+    case v1::FRIENDLY:
+      return "friendly";
+    case v1::COURTEOUS:
+      return "courteous";
+    case v1::FIRM:
+      return "firm";
+    case v1::FINAL:
+      return "final";
+    default:
+      return "";
+  }
+}
+
+std::shared_ptr<const TemplateLibrary> TemplateLibrary::load(const v1::Config& config) {
+  auto library = std::make_shared<TemplateLibrary>();
+  library->public_url_ = config.http().public_url();
+  auto add = [&](const v1::PolicyConfig& policy) {
+    const auto& dir = policy.messages().templates_dir();
+    if (!library->by_dir_.contains(dir)) library->by_dir_[dir] = TemplateCatalog::load(dir);
+  };
+  add(v1::PolicyConfig());
+  add(config.policy());
+  for (const auto& [tenant, policy] : config.tenant_policies()) add(policy);
+  return library;
+}
+
+std::shared_ptr<const TemplateLibrary> TemplateLibrary::builtin() {
+  static const auto library = [] {
+    auto l = std::make_shared<TemplateLibrary>();
+    l->by_dir_[""] = TemplateCatalog::load("");
+    return std::shared_ptr<const TemplateLibrary>(l);
+  }();
+  return library;
+}
+
+const TemplateCatalog& TemplateLibrary::catalog_for(const v1::PolicyConfig& policy) const {
+  auto it = by_dir_.find(policy.messages().templates_dir());
+  if (it == by_dir_.end()) it = by_dir_.find("");
+  return *it->second;
+}
+
+namespace {
+std::mutex installed_mutex;
+std::shared_ptr<const TemplateLibrary> installed_library;
+}  // namespace
+
+void TemplateLibrary::install(std::shared_ptr<const TemplateLibrary> library) {
+  std::lock_guard lock(installed_mutex);
+  installed_library = std::move(library);
+}
+
+std::shared_ptr<const TemplateLibrary> TemplateLibrary::installed() {
+  {
+    std::lock_guard lock(installed_mutex);
+    if (installed_library) return installed_library;
+  }
+  return builtin();
+}
+
+}  // namespace relance::render

@@ -1,0 +1,99 @@
+#pragma once
+
+#include <kainjow/mustache.hpp>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "relance/v1/config.pb.h"
+
+namespace relance::render {
+
+using MustacheData = kainjow::mustache::basic_data<std::string>;
+
+// One template file: <locale>/<channel>/<name>[.<tone>].<part>.mustache, parsed once.
+struct TemplateEntry {
+  std::string origin;  // where it came from, for messages: "built-in:fr/sms/x.text.mustache" or a file path
+  std::string source;
+  std::string locale;      // as the folder is named: "fr", "fr-CA"
+  std::string channel;     // email, sms, whatsapp, call_task
+  std::string name;        // the template name (a stage's template, or thank_you)
+  std::string tone;        // empty for the tone-less file
+  std::string part;        // subject, text, html, talking_points
+  bool overrides = false;  // from the tenant's folder rather than the built-in set
+  std::shared_ptr<kainjow::mustache::basic_mustache<std::string>> compiled;
+
+  // Text parts are not HTML-escaped; html parts are.
+  std::string render(const MustacheData& data) const;
+};
+
+class TemplateLoadError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Every template a policy can use: the built-in set (deploy/templates/, compiled into the
+// binary) under an optional override folder. Loaded and parsed at start-up; rendering never
+// reads a file.
+//
+// Lookup for (locale, channel, name, tone, part): for each locale of the chain
+// (fr-CA → fr → the policy's default locale → its language), the override folder then the
+// built-in set, the tone's own file then the tone-less one. The first found wins.
+class TemplateCatalog {
+ public:
+  // Throws TemplateLoadError naming the file on a malformed name or a mustache syntax error.
+  static std::shared_ptr<const TemplateCatalog> load(const std::string& override_dir);
+
+  const TemplateEntry* find(const std::string& locale, const std::string& default_locale, const std::string& channel,
+                            const std::string& name, const std::string& tone, const std::string& part) const;
+
+  const std::vector<TemplateEntry>& entries() const { return entries_; }
+  // Locale folders present in either layer ("en", "fr", ...), sorted.
+  std::vector<std::string> locales() const;
+  // Template names present in either layer.
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<TemplateEntry> entries_;
+  // (overrides ? 0 : 1, locale, channel, name, tone, part) → index in entries_.
+  std::map<std::tuple<int, std::string, std::string, std::string, std::string, std::string>, std::size_t> index_;
+};
+
+using TemplateCatalogPtr = std::shared_ptr<const TemplateCatalog>;
+
+// fr_CA / fr-CA → {"fr-CA", "fr"}, followed by the default locale's own chain; no repeats.
+std::vector<std::string> locale_chain(const std::string& locale, const std::string& default_locale);
+
+// The parts a channel's message is made of: email {subject, text, html}, sms and whatsapp
+// {text}, call_task {talking_points}.
+const std::vector<std::string>& channel_parts(const std::string& channel);
+std::string channel_folder(relance::v1::Channel channel);
+std::string tone_name(relance::v1::Tone tone);
+
+// The catalogs of every policy of a configuration (one per distinct templates_dir) and what the
+// renderer needs from outside the policy. Built once at start-up.
+class TemplateLibrary {
+ public:
+  static std::shared_ptr<const TemplateLibrary> load(const relance::v1::Config& config);
+  // The built-in set alone, with no public URL.
+  static std::shared_ptr<const TemplateLibrary> builtin();
+
+  const TemplateCatalog& catalog_for(const relance::v1::PolicyConfig& policy) const;
+  const std::string& public_url() const { return public_url_; }
+
+  // The library a default-constructed Renderer uses: set by `relance run` at start-up after
+  // the lint passed; the built-in set until then.
+  static void install(std::shared_ptr<const TemplateLibrary> library);
+  static std::shared_ptr<const TemplateLibrary> installed();
+
+ private:
+  std::map<std::string, TemplateCatalogPtr> by_dir_;
+  std::string public_url_;
+};
+
+using TemplateLibraryPtr = std::shared_ptr<const TemplateLibrary>;
+
+}  // namespace relance::render
