@@ -280,7 +280,14 @@ Instant ReminderRules::open_slot(const Context& ctx, Instant at, v1::Channel cha
   // Each step only moves forward; a handful of rounds settles calendar and cap together.
   for (int round = 0; round < 16; ++round) {
     Instant before = t;
-    t = std::max(t, calendar_.next_open(t, channel, ctx.tz, ctx.country));
+    auto open = calendar_.next_open(t, channel, ctx.tz, ctx.country);
+    if (open > t) {
+      // Moved out of a closed window: at the policy's usual hour that day when the channel is
+      // open then, rather than the minute the window opens.
+      auto usual = local_time_to_instant(sys_days{local_date(open, ctx.tz)}, send_at_minutes_, ctx.tz);
+      if (usual > open && calendar_.is_open(usual, channel, ctx.tz, ctx.country)) open = usual;
+      t = open;
+    }
     if (capped) {
       auto check = [&](int limit, Duration window) {
         if (limit <= 0) return;
@@ -411,9 +418,17 @@ ReminderRules::Standing ReminderRules::consider(const Context& ctx, Pending& p, 
   int count = policy_.stages_size();
   if (last + 1 >= count) return Standing::kIdle;  // every stage done, escalation included
 
-  // A promise on any invoice of the subject (an installment covers several) pauses it.
+  // A promise on any invoice of the subject (an installment covers several) pauses it; after a
+  // dispute ends, reminders wait for the next morning.
   bool paused = false;
   p.each_invoice(ctx.ledger, [&](const std::string&, const ledger::InvoiceState& inv) {
+    if (!inv.resume_on.empty()) {
+      if (auto resume = parse_iso_date(inv.resume_on); resume && ctx.today < sys_days{*resume}) {
+        consider_next(local_time_to_instant(sys_days{*resume}, send_at_minutes_, ctx.tz));
+        paused = true;
+        return false;
+      }
+    }
     if (inv.promised_on.empty()) return true;
     if (auto promised = parse_iso_date(inv.promised_on)) {
       auto resume_day = sys_days{*promised} + std::chrono::days{policy_.promise_grace_days() + 1};
@@ -642,6 +657,35 @@ Decision ReminderRules::decide(const Context& ctx, std::vector<Pending> items, A
   return d;
 }
 
+namespace {
+
+std::string local_wall_time(Instant at, const std::string& tz) {
+  auto day = sys_days{local_date(at, tz)};
+  auto minutes = std::chrono::duration_cast<std::chrono::minutes>(at - local_time_to_instant(day, 0, tz)).count();
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%02d:%02d", static_cast<int>(minutes / 60), static_cast<int>(minutes % 60));
+  return cat(format_iso_date(year_month_day{day}), " ", buf);
+}
+
+}  // namespace
+
+void ReminderRules::explain_delay(const Context& ctx, Instant planned, Decision& d) const {
+  auto when = cat(local_wall_time(ctx.now, ctx.tz), " ", ctx.tz, " instead of ", local_wall_time(planned, ctx.tz));
+  auto open = calendar_.next_open(planned, d.channel, ctx.tz, ctx.country);
+  if (open > planned) {
+    d.explanation.push_back(cat("sent ", when, ": ", channel_name(d.channel), " closed then (quiet hours, weekend or holiday)"));
+    return;
+  }
+  const auto& made = ctx.ledger.contacts_made;
+  auto within_day = std::upper_bound(made.begin(), made.end(), planned) -
+                    std::upper_bound(made.begin(), made.end(), planned - kDay);
+  if (d.kind == ActionKind::kReminder && policy_.contact_cap().per_day() > 0 && within_day >= policy_.contact_cap().per_day()) {
+    d.explanation.push_back(cat("sent ", when, ": contact cap"));
+    return;
+  }
+  d.explanation.push_back(cat("sent ", when, ": caught up after a pause or downtime"));
+}
+
 Plan ReminderRules::plan(const ledger::CustomerLedger& ledger, Instant now) const {
   Plan plan;
   const auto& customer = ledger.customer;
@@ -681,12 +725,25 @@ Plan ReminderRules::plan(const ledger::CustomerLedger& ledger, Instant now) cons
     }
   }
   reminders.erase(kept, reminders.end());
-  if (!reminders.empty() && policy_.grouping_window_days() > 0) {
+  // The instant the earliest due item was meant for, to explain a later send.
+  std::optional<Instant> planned_for;
+  for (const auto* group : {&reminders, &escalations}) {
+    for (const auto& p : *group) {
+      if (!planned_for || p.nominal > *planned_for) planned_for = p.nominal;
+    }
+  }
+  if (policy_.grouping_window_days() > 0) {
     // Looking again at every subject is cheaper than keeping the upcoming ones on every call.
+    // An item joins a message early only if it is already overdue (or the message is a notice
+    // ahead of its due date): nobody is told they are late before they are.
     auto horizon = now + policy_.grouping_window_days() * kDay;
     each_subject(ctx, [&](Pending& p) {
-      if (consider(ctx, p, plan) == Standing::kUpcoming && p.nominal <= horizon &&
-          policy_.stages(p.stage_index).action() != v1::ESCALATE) {
+      if (consider(ctx, p, plan) != Standing::kUpcoming || p.nominal > horizon) return;
+      bool escalation = policy_.stages(p.stage_index).action() == v1::ESCALATE;
+      if (escalation && !escalations.empty()) {
+        escalations.push_back(std::move(p));  // one hand-off for the account
+      } else if (!escalation && !reminders.empty() &&
+                 (policy_.stages(p.stage_index).offset_days() < 0 || ctx.today > sys_days{p.due})) {
         reminders.push_back(std::move(p));
       }
     });
@@ -705,6 +762,9 @@ Plan ReminderRules::plan(const ledger::CustomerLedger& ledger, Instant now) cons
       }
     }
     auto d = decide(ctx, std::move(*group), kind, choice);
+    if (planned_for && now - *planned_for >= std::chrono::minutes(1) && !d.suppressed) {
+      explain_delay(ctx, *planned_for, d);
+    }
     std::vector<Decision> extra;
     if (!d.suppressed && kind == ActionKind::kReminder) {
       // The written copy that goes with the chosen channel, when it can reach the customer now.

@@ -101,6 +101,8 @@ class ReminderRules {
                                                             bool alongside) const;
   // The earliest instant >= at at which the channel is open and (when capped) the contact cap
   // allows one more contact.
+  // Adds why a decision goes out later than `planned` (quiet hours, cap, catching up).
+  void explain_delay(const Context& ctx, Instant planned, Decision& d) const;
   Instant open_slot(const Context& ctx, Instant at, relance::v1::Channel channel, bool capped) const;
   relance::v1::Tone adjust_tone(relance::v1::Tone tone, int late_count, std::vector<std::string>& why) const;
 

@@ -242,8 +242,9 @@ INSTANTIATE_TEST_SUITE_P(
         // SMS (middle tier) due Saturday 4 April: closed on the weekend and on Easter Monday
         // the 6th, so Tuesday the 7th at 09:00.
         TimingCase{"holiday_monday_after_weekend", "2026-04-01", 50'000, "2026-04-07T07:00:00Z"},
-        // Email due on a Sunday waits for Monday 08:00.
-        TimingCase{"email_sunday", "2026-11-19", 12'000, "2026-11-23T07:00:00Z"}),
+        // Email due on a Sunday waits for Monday, at the usual 09:00 rather than the 08:00 the
+        // window opens.
+        TimingCase{"email_sunday", "2026-11-19", 12'000, "2026-11-23T08:00:00Z"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(PolicyTest, TheContactCapDefersButNeverDrops) {
@@ -405,6 +406,80 @@ TEST_F(PolicyTest, ToneNeverLeavesFriendlyToFinal) {
   ASSERT_EQ(actions.size(), 1u);
   EXPECT_EQ(actions[0].decision.stage, "final_notice");
   EXPECT_EQ(actions[0].decision.tone, v1::FINAL);
+}
+
+TEST_F(PolicyTest, AMovedReminderSaysWhy) {
+  issue(spec("A", "2026-11-19", 12'000));  // first reminder due Sunday 22 November
+  auto actions = run("2026-11-20T00:00:00Z", "2026-11-24T00:00:00Z");
+  const auto* first = find(actions, "first_reminder");
+  ASSERT_NE(first, nullptr);
+  EXPECT_TRUE(explains(first->decision,
+                       "sent 2026-11-23 09:00 Europe/Paris instead of 2026-11-22 09:00: EMAIL closed then"))
+      << joined(first->decision);
+}
+
+TEST_F(PolicyTest, EscalationsOfOneAccountGoTogether) {
+  issue(spec("A", "2026-10-01", 12'000));
+  auto b = spec("B", "2026-10-04", 3'000);
+  b.event_id = "issued-B";
+  issue(b);
+  ledger_.last_stage["A"] = 3;
+  ledger_.last_stage["B"] = 3;
+  auto actions = run("2026-11-05T00:00:00Z", "2026-12-01T00:00:00Z");
+  ASSERT_EQ(actions.size(), 1u);
+  EXPECT_EQ(actions[0].decision.kind, ActionKind::kEscalation);
+  EXPECT_EQ(actions[0].decision.invoice_ids, (std::vector<std::string>{"A", "B"}));
+}
+
+TEST_F(PolicyTest, NobodyIsToldTheyAreLateBeforeTheDueDate) {
+  issue(spec("A", "2026-11-10", 12'000));
+  auto b = spec("B", "2026-11-21", 8'000);  // due the day after A's second reminder
+  b.event_id = "issued-B";
+  issue(b);
+  ledger_.last_stage["A"] = 1;
+  ledger_.last_stage["B"] = 0;  // courtesy sent
+  auto actions = run("2026-11-20T07:00:00Z", "2026-11-20T12:00:00Z");
+  ASSERT_EQ(actions.size(), 1u);
+  EXPECT_EQ(actions[0].decision.invoice_ids, std::vector<std::string>{"A"});
+}
+
+TEST_F(PolicyTest, ARejectedDisputeResumesTheNextMorning) {
+  issue(spec("A", "2026-11-10", 12'000));
+  ledger_.last_stage["A"] = 1;
+  v1::InvoiceEvent opened;
+  opened.set_event_id("d-open");
+  opened.mutable_dispute_opened()->set_invoice_id("A");
+  apply(opened);
+  v1::InvoiceEvent resolved;
+  resolved.set_event_id("d-resolved");
+  resolved.mutable_dispute_resolved()->set_invoice_id("A");
+  resolved.mutable_dispute_resolved()->set_outcome(v1::DisputeResolved::REJECTED);
+  resolved.mutable_occurred_at()->set_seconds(
+      std::chrono::duration_cast<std::chrono::seconds>(at("2026-11-24T10:15:00Z").time_since_epoch()).count());
+  apply(resolved);
+  auto actions = run("2026-11-24T10:15:00Z", "2026-11-26T00:00:00Z");
+  ASSERT_EQ(actions.size(), 1u);
+  EXPECT_EQ(actions[0].decision.stage, "second_reminder");
+  EXPECT_EQ(iso(actions[0].at), "2026-11-25T08:00:00Z");
+}
+
+TEST_F(PolicyTest, ABrokenPromiseResumesOneStageAtATime) {
+  issue(spec("A", "2026-11-10", 12'000));
+  ledger_.last_stage["A"] = 1;
+  v1::InvoiceEvent promise;
+  promise.set_event_id("promise-1");
+  promise.mutable_promise_to_pay()->add_invoice_ids("A");
+  promise.mutable_promise_to_pay()->set_promised_on("2026-11-16");
+  apply(promise);
+  auto actions = run("2026-11-14T00:00:00Z", "2026-12-31T00:00:00Z");
+  ASSERT_GE(actions.size(), 3u);
+  EXPECT_EQ(actions[0].decision.stage, "second_reminder");
+  EXPECT_TRUE(actions[0].decision.broken_promise);
+  EXPECT_EQ(actions[1].decision.stage, "final_notice");
+  EXPECT_EQ(iso(actions[1].at), "2026-11-30T08:00:00Z");  // its own date, not at once
+  EXPECT_FALSE(actions[1].decision.broken_promise);
+  EXPECT_EQ(actions[2].decision.stage, "escalation");
+  EXPECT_EQ(iso(actions[2].at), "2026-12-15T08:00:00Z");
 }
 
 TEST_F(PolicyTest, ReminderIdsAreDeterministic) {
