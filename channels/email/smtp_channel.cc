@@ -88,6 +88,11 @@ void SmtpChannel::send(const RenderedMessage& message, SendCallback done) {
   append(headers, "Subject: " + encode_header_text(message.subject));
   append(headers, "Message-ID: " + message_id);
   append(headers, "X-Relance-Reminder-Id: " + message.reminder_id);
+  if (!message.unsubscribe_url.empty()) {
+    // RFC 8058 one-click: the mailbox provider POSTs to the link; a GET never unsubscribes.
+    append(headers, "List-Unsubscribe: <" + message.unsubscribe_url + ">");
+    append(headers, "List-Unsubscribe-Post: List-Unsubscribe=One-Click");
+  }
   // Makes the root part itself multipart/alternative; curl adds the boundary.
   append(headers, "Content-Type: multipart/alternative");
 

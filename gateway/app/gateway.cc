@@ -59,6 +59,8 @@ void Gateway::start() {
   producer_->require_topics({kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.outcome_topic()},
                             std::chrono::seconds(30));
 
+  facts_producer_ = std::make_unique<kafka::Producer>(props);
+
   auto consumer_props = props;
   consumer_props["group.id"] = kc.group_id();
   consumer_ = std::make_unique<kafka::Consumer>(consumer_props, [this] {
@@ -104,6 +106,20 @@ void Gateway::run() {
   consumer_->close();
   producer_->flush(kFlushTimeout);
   spdlog::info("stopped");
+}
+
+bool Gateway::submit_fact(const std::string& key, const v1::InvoiceEvent& event) {
+  std::lock_guard lock(facts_mutex_);
+  if (!facts_producer_) return false;
+  std::string bytes;
+  event.SerializeToString(&bytes);
+  try {
+    facts_producer_->produce(config_.kafka().input_topic(), key, bytes, {{"content-type", "application/x-protobuf"}});
+  } catch (const kafka::KafkaError& e) {
+    spdlog::error("cannot publish a fact: {}", e.what());
+    return false;
+  }
+  return facts_producer_->flush(std::chrono::seconds(10));
 }
 
 void Gateway::commit() {

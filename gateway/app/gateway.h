@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,11 @@ class Gateway {
   void run();
   void request_stop() { stop_.store(true); }
 
+  // Publishes a fact learned outside Kafka (an opt-out from an unsubscribe link) to the input
+  // topic, keyed like its timeline, so the instance that owns the timeline applies it in order.
+  // Waits for the broker's acknowledgement. Safe to call from any thread.
+  bool submit_fact(const std::string& key, const relance::v1::InvoiceEvent& event);
+
   bool ready() const { return ready_.load(); }
   const Metrics& metrics() const { return metrics_; }
   const std::string& bootstrap_servers() const { return bootstrap_; }
@@ -62,6 +68,8 @@ class Gateway {
   std::unique_ptr<kafka::EmbeddedCluster> embedded_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
+  std::mutex facts_mutex_;
+  std::unique_ptr<kafka::Producer> facts_producer_;  // for submit_fact, apart from the loop's
   std::string bootstrap_;
   ledger::LedgerPtr ledger_;
   outbox::OutboxPtr outbox_;

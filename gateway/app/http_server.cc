@@ -8,6 +8,7 @@
 #include "app/gateway.h"
 #include "app/preview.h"
 #include "common/dates.h"
+#include "common/link_token.h"
 
 namespace relance::app {
 
@@ -63,7 +64,7 @@ void serve_preview(const relance::v1::Config& config, const httplib::Request& re
 
 }  // namespace
 
-HttpServer::HttpServer(const Gateway& gateway, relance::v1::Config config)
+HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
     : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
   server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   server_->Get("/readyz", [&gateway](const httplib::Request&, httplib::Response& res) {
@@ -76,6 +77,46 @@ HttpServer::HttpServer(const Gateway& gateway, relance::v1::Config config)
   server_->Post("/v1/preview", [this](const httplib::Request& req, httplib::Response& res,
                                       const httplib::ContentReader& content_reader) {
     serve_preview(config_, req, res, content_reader);
+  });
+  // RFC 8058: the link in List-Unsubscribe. A GET (link scanners follow them) only shows a
+  // button; the POST records the opt-out, answers without a redirect, and needs no cookie.
+  static constexpr const char* kUnsubscribePath = R"(/v1/unsubscribe/([A-Za-z0-9_.\-]{1,512}))";
+  server_->Get(kUnsubscribePath, [](const httplib::Request& req, httplib::Response& res) {
+    if (!verify_link_token(req.matches[1].str())) {
+      res.status = 404;
+      res.set_content("This link is not valid.\n", "text/plain; charset=utf-8");
+      return;
+    }
+    res.set_content("<!doctype html><meta charset=utf-8><title>Unsubscribe</title>"
+                    "<form method=post><p>Stop receiving these messages by this channel?</p>"
+                    "<button type=submit>Unsubscribe</button></form>",
+                    "text/html; charset=utf-8");
+  });
+  server_->Post(kUnsubscribePath, [&gateway](const httplib::Request& req, httplib::Response& res) {
+    auto token = verify_link_token(req.matches[1].str());
+    if (!token) {
+      res.status = 404;
+      res.set_content("This link is not valid.\n", "text/plain; charset=utf-8");
+      return;
+    }
+    const auto& [key, channel] = *token;
+    relance::v1::InvoiceEvent event;
+    auto now = std::chrono::system_clock::now();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    event.set_event_id("unsubscribe:" + req.matches[1].str() + ":" + std::to_string(ms));
+    event.set_source("relance-unsubscribe");
+    event.mutable_occurred_at()->set_seconds(ms / 1000);
+    auto* consent = event.mutable_consent_changed();
+    consent->set_customer_id(key);
+    consent->set_channel(channel);
+    consent->set_granted(false);
+    consent->set_source("unsubscribe-link");
+    if (!gateway.submit_fact(key, event)) {
+      res.status = 503;
+      res.set_content("Please try again in a moment.\n", "text/plain; charset=utf-8");
+      return;
+    }
+    res.set_content("You will no longer receive these messages by this channel.\n", "text/plain; charset=utf-8");
   });
   const auto& listen = config_.http().listen();
   auto colon = listen.rfind(':');

@@ -15,14 +15,14 @@ namespace relance::app {
 
 class Gateway;
 
-// Health, readiness, metrics and the preview endpoint over HTTP, served on its own thread, on
+// Health, readiness, metrics, preview and one-click unsubscribe over HTTP, served on its own thread, on
 // the configuration's `http.listen`.
 class HttpServer {
  public:
   // Larger preview bodies are refused with 413 (read and dropped, never held in memory).
   static constexpr std::size_t kMaxPreviewBody = std::size_t{1} << 20;
 
-  HttpServer(const Gateway& gateway, relance::v1::Config config);
+  HttpServer(Gateway& gateway, relance::v1::Config config);
   ~HttpServer();
   int port() const { return port_; }
 

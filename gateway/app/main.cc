@@ -14,6 +14,7 @@
 #include "app/http_server.h"
 #include "app/preview.h"
 #include "common/dates.h"
+#include "common/link_token.h"
 #include "config/config_loader.h"
 #include "render/renderer.h"
 #include "render/sample_messages.h"
@@ -96,6 +97,11 @@ int run(const std::string& config_path) {
     }
   } join{io, signal_thread};
 
+  if (const auto& name = loaded.config.http().link_secret_env(); !name.empty()) {
+    relance::set_link_secret(relance::config::lookup(env, name));
+  } else if (!loaded.config.http().public_url().empty()) {
+    spdlog::warn("http.link_secret_env is not set: unsubscribe links stop working when this process restarts");
+  }
   gateway.start();
   std::unique_ptr<relance::app::HttpServer> http;
   if (!loaded.config.http().listen().empty()) {

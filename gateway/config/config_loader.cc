@@ -516,6 +516,10 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
     validate_policy(policy, "tenant_policies." + tenant, errors);
   }
 
+  if (!c.http().link_secret_env().empty() && lookup(env, c.http().link_secret_env()).size() < 16) {
+    add_error(errors, "http.link_secret_env",
+              "environment variable " + c.http().link_secret_env() + " must hold a secret of at least 16 characters");
+  }
   if (!c.http().listen().empty() && !valid_host_port(c.http().listen())) {
     add_error(errors, "http.listen", "must be host:port");
   }

@@ -123,6 +123,11 @@ std::optional<Error> check_kind(const v1::InvoiceEvent& e) {
       return std::nullopt;
     case v1::InvoiceEvent::kCustomerUpdated:
       return check_customer(e.customer_updated().customer(), "customer_updated.customer");
+    case v1::InvoiceEvent::kConsentChanged:
+      if (e.consent_changed().channel() == v1::CHANNEL_UNSPECIFIED) {
+        return invalid("unspecified_enum", "consent_changed.channel is CHANNEL_UNSPECIFIED");
+      }
+      return std::nullopt;
     case v1::InvoiceEvent::KIND_NOT_SET:
       break;
   }
@@ -172,6 +177,8 @@ std::string subject_key(const v1::InvoiceEvent& event) {
       return event.invoice_updated().invoice().customer_id();
     case v1::InvoiceEvent::kCustomerUpdated:
       return event.customer_updated().customer().customer_id();
+    case v1::InvoiceEvent::kConsentChanged:
+      return event.consent_changed().customer_id();
     default:
       return {};
   }

@@ -93,6 +93,8 @@ struct CustomerLedger {
   // Instants at which the customer was contacted, newest last (pruned to the cap's window).
   std::vector<Instant> contacts_made;
   std::set<relance::v1::Channel> failed_channels;
+  // Channels the customer opted out of themselves (unsubscribe link, STOP reply).
+  std::set<relance::v1::Channel> opted_out;
   // Invoices that were ever late, with the day they became so (YYYY-MM-DD).
   std::map<std::string, std::string> late_invoices;
 };

@@ -172,6 +172,16 @@ std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& 
       c.contacts = check_contacts(c.customer);
       break;
     }
+    case v1::InvoiceEvent::kConsentChanged: {
+      // Kept apart from the customer snapshot, which billing keeps sending without it.
+      const auto& k = event.consent_changed();
+      if (k.granted()) {
+        c.opted_out.erase(k.channel());
+      } else {
+        c.opted_out.insert(k.channel());
+      }
+      break;
+    }
     case v1::InvoiceEvent::KIND_NOT_SET:
       break;
   }

@@ -20,6 +20,13 @@ struct RenderedMessage {
   std::string subject;   // email only
   std::string text;
   std::string html;      // email only
+  // The wording of the template this customer was assigned (policy.messages.variants): the
+  // variant's name, or "base" for the template's own files; empty when the template has none.
+  // Recorded as DeliveryEvent.template_variant.
+  std::string template_variant;
+  // One-click unsubscribe (RFC 8058) for this customer and channel; empty when the gateway has
+  // no public URL.
+  std::string unsubscribe_url;
   // WhatsApp outside the 24-hour window: the approved template and its variables as a JSON
   // object ({"1": "...", "2": "..."}); empty when policy.messages maps none.
   std::string content_sid;

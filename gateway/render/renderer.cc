@@ -1,5 +1,7 @@
 #include "render/renderer.h"
 
+#include "common/link_token.h"
+
 #include <algorithm>
 
 #include "common/dates.h"
@@ -37,7 +39,8 @@ Result<data> variables(const rules::Decision& decision, const ledger::CustomerLe
   vars.set("mention_late_terms", decision.mention_late_terms);
   vars.set("recurring_late_payer", decision.recurring_late_payer);
   vars.set("escalation", decision.kind == rules::ActionKind::kEscalation);
-  auto unsubscribe = public_url.empty() ? std::string() : public_url + "/v1/unsubscribe/" + decision.reminder_id;
+  auto unsubscribe = public_url.empty() ? std::string()
+                                        : public_url + "/v1/unsubscribe/" + make_link_token(ledger.key, decision.channel);
   vars.set("unsubscribe_url", unsubscribe);
   vars.set("has_unsubscribe", !unsubscribe.empty());
 
@@ -182,6 +185,16 @@ Renderer::Renderer(TemplateLibraryPtr library) : library_(std::move(library)) {}
 
 Result<RenderedMessage> Renderer::render(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
                                          const v1::PolicyConfig& policy) const {
+  std::string variant;
+  if (!policy.messages().variants().empty()) {
+    const auto& id = ledger.customer.customer_id().empty() ? ledger.key : ledger.customer.customer_id();
+    variant = assign_variant(policy, decision.template_name, ledger.tenant_id, id);
+  }
+  return render_variant(decision, ledger, policy, variant);
+}
+
+Result<RenderedMessage> Renderer::render_variant(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
+                                                 const v1::PolicyConfig& policy, const std::string& variant) const {
   const auto& customer = ledger.customer;
   auto locale = customer.locale().empty() ? policy.default_locale() : customer.locale();
   auto vars = variables(decision, ledger, policy, locale, library_->public_url());
@@ -191,8 +204,13 @@ Result<RenderedMessage> Renderer::render(const rules::Decision& decision, const 
   if (channel.empty()) return Error{"render_failed", "no template for this channel", false};
   const auto& catalog = library_->catalog_for(policy);
   auto tone = tone_name(decision.tone);
+  // "base" names the template's own files, which every lookup ends with anyway.
+  const std::string& wanted = variant == kBaseVariant ? std::string() : variant;
+  bool variant_used = false;
   auto part = [&](const std::string& name) -> Result<std::string> {
-    const auto* entry = catalog.find(locale, policy.default_locale(), channel, decision.template_name, tone, name);
+    const auto* entry =
+        catalog.find(locale, policy.default_locale(), channel, decision.template_name, tone, name, wanted);
+    if (entry != nullptr && !entry->variant.empty()) variant_used = true;
     if (entry == nullptr) {
       return Error{"template_missing",
                    "no template " + decision.template_name + " (" + channel + ", " + name + ") for " + locale, false};
@@ -221,6 +239,9 @@ Result<RenderedMessage> Renderer::render(const rules::Decision& decision, const 
       msg.subject = std::move(s);
       msg.text = std::move(text).value();
       msg.html = std::move(html).value();
+      if (!library_->public_url().empty()) {
+        msg.unsubscribe_url = library_->public_url() + "/v1/unsubscribe/" + make_link_token(ledger.key, decision.channel);
+      }
       break;
     }
     case v1::SMS: {
@@ -263,6 +284,9 @@ Result<RenderedMessage> Renderer::render(const rules::Decision& decision, const 
     default:
       return Error{"render_failed", "no template for this channel", false};
   }
+  // What the customer actually read: the variant if any part of it exists for their locale,
+  // else the base wording.
+  if (!variant.empty()) msg.template_variant = variant_used ? variant : std::string(kBaseVariant);
   return msg;
 }
 

@@ -24,6 +24,11 @@ class Renderer {
   // `policy` is the policy the decision was made under (the tenant's, or the default one).
   Result<RenderedMessage> render(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
                                  const relance::v1::PolicyConfig& policy) const;
+  // As render(), with the variant of the decision's template given rather than assigned from
+  // (ledger.tenant_id, customer id): "" for none, "base" for the template's own files, else a
+  // name from policy.messages.variants. For the lint and previews.
+  Result<RenderedMessage> render_variant(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
+                                         const relance::v1::PolicyConfig& policy, const std::string& variant) const;
 
  private:
   TemplateLibraryPtr library_;

@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include <openssl/sha.h>
+
 #include "render/builtin_templates.h"
 
 namespace relance::render {
@@ -45,7 +47,7 @@ std::string normalise_locale(std::string locale) {
 TemplateEntry parse_path(const std::string& relative, const std::string& origin) {
   auto fail = [&](const std::string& why) {
     return TemplateLoadError(origin + ": " + why +
-                             " (expected <locale>/<channel>/<template>[.<tone>].<part>.mustache)");
+                             " (expected <locale>/<channel>/<template>[@<variant>][.<tone>].<part>.mustache)");
   };
   auto folders = split(relative, '/');
   if (folders.size() != 3) throw fail("not two folders deep");
@@ -59,6 +61,13 @@ TemplateEntry parse_path(const std::string& relative, const std::string& origin)
   e.locale = normalise_locale(folders[0]);
   e.channel = folders[1];
   e.name = pieces[0];
+  if (auto at = e.name.find('@'); at != std::string::npos) {
+    e.variant = e.name.substr(at + 1);
+    e.name.resize(at);
+    if (!valid_variant_name(e.variant) || e.variant == kBaseVariant) {
+      throw fail("variant '" + e.variant + "' is not a variant name ([a-z0-9_-]+, not 'base')");
+    }
+  }
   e.part = pieces.back();
   if (pieces.size() == 3) e.tone = pieces[1];
   if (e.locale.empty() || e.name.empty()) throw fail("empty locale or template name");
@@ -91,7 +100,7 @@ std::shared_ptr<const TemplateCatalog> TemplateCatalog::load(const std::string& 
   auto catalog = std::make_shared<TemplateCatalog>();
   auto add = [&](TemplateEntry e) {
     compile(e);
-    auto key = std::make_tuple(e.overrides ? 0 : 1, e.locale, e.channel, e.name, e.tone, e.part);
+    auto key = std::make_tuple(e.overrides ? 0 : 1, e.locale, e.channel, e.name, e.variant, e.tone, e.part);
     if (catalog->index_.contains(key)) throw TemplateLoadError(e.origin + ": defined twice");
     catalog->index_[key] = catalog->entries_.size();
     catalog->entries_.push_back(std::move(e));
@@ -126,17 +135,32 @@ std::shared_ptr<const TemplateCatalog> TemplateCatalog::load(const std::string& 
 
 const TemplateEntry* TemplateCatalog::find(const std::string& locale, const std::string& default_locale,
                                            const std::string& channel, const std::string& name, const std::string& tone,
-                                           const std::string& part) const {
+                                           const std::string& part, const std::string& variant) const {
+  const std::string none;
   for (const auto& candidate : locale_chain(locale, default_locale)) {
     for (int layer : {0, 1}) {
-      for (const auto& t : {tone, std::string()}) {
-        auto it = index_.find(std::make_tuple(layer, candidate, channel, name, t, part));
-        if (it != index_.end()) return &entries_[it->second];
-        if (tone.empty()) break;
+      for (const auto* v : {&variant, &none}) {
+        for (const auto& t : {tone, std::string()}) {
+          auto it = index_.find(std::make_tuple(layer, candidate, channel, name, *v, t, part));
+          if (it != index_.end()) return &entries_[it->second];
+          if (tone.empty()) break;
+        }
+        if (variant.empty()) break;
       }
     }
   }
   return nullptr;
+}
+
+bool TemplateCatalog::has_variant(const std::string& name, const std::string& variant) const {
+  return std::any_of(entries_.begin(), entries_.end(),
+                     [&](const TemplateEntry& e) { return e.name == name && e.variant == variant; });
+}
+
+bool valid_variant_name(const std::string& name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
 }
 
 std::vector<std::string> TemplateCatalog::locales() const {
@@ -204,6 +228,36 @@ std::string tone_name(v1::Tone tone) {
     default:
       return "";
   }
+}
+
+uint64_t variant_hash(std::string_view tenant_id, std::string_view customer_id) {
+  std::string key;
+  key.reserve(tenant_id.size() + 1 + customer_id.size());
+  key.append(tenant_id);
+  key.push_back('\0');
+  key.append(customer_id);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
+  uint64_t h = 0;
+  for (int i = 0; i < 8; ++i) h = (h << 8) | digest[i];
+  return h;
+}
+
+std::string assign_variant(const v1::PolicyConfig& policy, const std::string& template_name,
+                           std::string_view tenant_id, std::string_view customer_id) {
+  uint64_t total = 0;
+  for (const auto& v : policy.messages().variants()) {
+    if (v.template_() == template_name && v.weight() > 0) total += static_cast<uint64_t>(v.weight());
+  }
+  if (total == 0) return {};
+  auto bucket = variant_hash(tenant_id, customer_id) % total;
+  for (const auto& v : policy.messages().variants()) {
+    if (v.template_() != template_name || v.weight() <= 0) continue;
+    auto w = static_cast<uint64_t>(v.weight());
+    if (bucket < w) return v.name();
+    bucket -= w;
+  }
+  return {};  // unreachable: bucket < total
 }
 
 std::shared_ptr<const TemplateLibrary> TemplateLibrary::load(const v1::Config& config) {

@@ -1,10 +1,12 @@
 #pragma once
 
 #include <kainjow/mustache.hpp>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -14,13 +16,14 @@ namespace relance::render {
 
 using MustacheData = kainjow::mustache::basic_data<std::string>;
 
-// One template file: <locale>/<channel>/<name>[.<tone>].<part>.mustache, parsed once.
+// One template file: <locale>/<channel>/<name>[@<variant>][.<tone>].<part>.mustache, parsed once.
 struct TemplateEntry {
   std::string origin;  // where it came from, for messages: "built-in:fr/sms/x.text.mustache" or a file path
   std::string source;
   std::string locale;      // as the folder is named: "fr", "fr-CA"
   std::string channel;     // email, sms, whatsapp, call_task
   std::string name;        // the template name (a stage's template, or thank_you)
+  std::string variant;     // "b" for first_reminder@b.text.mustache; empty for the template's own file
   std::string tone;        // empty for the tone-less file
   std::string part;        // subject, text, html, talking_points
   bool overrides = false;  // from the tenant's folder rather than the built-in set
@@ -42,13 +45,20 @@ class TemplateLoadError : public std::runtime_error {
 // Lookup for (locale, channel, name, tone, part): for each locale of the chain
 // (fr-CA → fr → the policy's default locale → its language), the override folder then the
 // built-in set, the tone's own file then the tone-less one. The first found wins.
+//
+// With a variant ("b"), each of those places offers first_reminder@b[.<tone>].<part> before the
+// template's own files: a variant missing for a locale (or a part) falls back to the base
+// wording of that same locale, never to a variant of another language.
 class TemplateCatalog {
  public:
   // Throws TemplateLoadError naming the file on a malformed name or a mustache syntax error.
   static std::shared_ptr<const TemplateCatalog> load(const std::string& override_dir);
 
   const TemplateEntry* find(const std::string& locale, const std::string& default_locale, const std::string& channel,
-                            const std::string& name, const std::string& tone, const std::string& part) const;
+                            const std::string& name, const std::string& tone, const std::string& part,
+                            const std::string& variant = {}) const;
+  // True when some file of `name` carries the variant (any locale, channel, tone or part).
+  bool has_variant(const std::string& name, const std::string& variant) const;
 
   const std::vector<TemplateEntry>& entries() const { return entries_; }
   // Locale folders present in either layer ("en", "fr", ...), sorted.
@@ -58,8 +68,9 @@ class TemplateCatalog {
 
  private:
   std::vector<TemplateEntry> entries_;
-  // (overrides ? 0 : 1, locale, channel, name, tone, part) → index in entries_.
-  std::map<std::tuple<int, std::string, std::string, std::string, std::string, std::string>, std::size_t> index_;
+  // (overrides ? 0 : 1, locale, channel, name, variant, tone, part) → index in entries_.
+  std::map<std::tuple<int, std::string, std::string, std::string, std::string, std::string, std::string>, std::size_t>
+      index_;
 };
 
 using TemplateCatalogPtr = std::shared_ptr<const TemplateCatalog>;
@@ -72,6 +83,21 @@ std::vector<std::string> locale_chain(const std::string& locale, const std::stri
 const std::vector<std::string>& channel_parts(const std::string& channel);
 std::string channel_folder(relance::v1::Channel channel);
 std::string tone_name(relance::v1::Tone tone);
+
+// Variants (policy.messages.variants): the name that stands for a template's own files, and the
+// shape of a variant name (the part after '@' in a file name).
+inline constexpr std::string_view kBaseVariant = "base";
+bool valid_variant_name(const std::string& name);
+
+// A stable 64-bit hash of a customer for variant assignment: the first 8 bytes, big-endian, of
+// SHA-256(tenant_id NUL customer_id). The same on every machine, build and restart.
+uint64_t variant_hash(std::string_view tenant_id, std::string_view customer_id);
+
+// The variant of `template_name` this customer gets: hash modulo the template's total weight,
+// walked through the policy's variants of that template in their listed order. Empty when the
+// policy lists no variant of that template (or none with a positive weight).
+std::string assign_variant(const relance::v1::PolicyConfig& policy, const std::string& template_name,
+                           std::string_view tenant_id, std::string_view customer_id);
 
 // The catalogs of every policy of a configuration (one per distinct templates_dir) and what the
 // renderer needs from outside the policy. Built once at start-up.

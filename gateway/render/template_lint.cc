@@ -173,6 +173,24 @@ std::vector<LintProblem> lint_policy_templates(const TemplateLibraryPtr& library
       }
     }
   }
+  // Variants: well-formed, weighted, and with files for every one named.
+  std::set<std::pair<std::string, std::string>> seen_variants;
+  for (int i = 0; i < policy.messages().variants_size(); ++i) {
+    const auto& v = policy.messages().variants(i);
+    auto where = "messages.variants[" + std::to_string(i) + "]";
+    if (v.template_().empty()) out.push_back({where + ".template", "is required"});
+    if (!valid_variant_name(v.name())) {
+      out.push_back({where + ".name", "'" + v.name() + "' is not a variant name ([a-z0-9_-]+)"});
+    }
+    if (v.weight() <= 0) out.push_back({where + ".weight", "must be more than 0"});
+    if (!seen_variants.insert({v.template_(), v.name()}).second) {
+      out.push_back({where, "variant '" + v.name() + "' of " + v.template_() + " is listed twice"});
+    } else if (!v.template_().empty() && valid_variant_name(v.name()) && v.name() != kBaseVariant &&
+               !catalog.has_variant(v.template_(), v.name())) {
+      out.push_back({where, "no template file " + v.template_() + "@" + v.name() +
+                                ".<part>.mustache (or with a tone) in any locale"});
+    }
+  }
   int budget = policy.messages().sms_max_segments() > 0 ? policy.messages().sms_max_segments() : kDefaultSmsMaxSegments;
   auto locales = catalog.locales();
   if (std::find(locales.begin(), locales.end(), policy.default_locale()) == locales.end()) {
@@ -196,21 +214,40 @@ std::vector<LintProblem> lint_policy_templates(const TemplateLibraryPtr& library
       }
       if (!complete) continue;
       auto sample = sample_message(slot, locale, SampleKind::kWorstCase);
-      auto rendered = renderer.render(sample.decision, sample.ledger, policy);
-      const auto* first = catalog.find(locale, policy.default_locale(), channel, slot.template_name, tone,
-                                       channel_parts(channel).front());
-      if (!rendered) {
-        out.push_back({first->origin, "does not render: " + rendered.error().message});
-        continue;
+      // The base wording, then every variant the policy lists for this template: each must render
+      // and keep within the SMS budget, as the base does.
+      std::vector<std::string> variants{""};
+      for (const auto& v : policy.messages().variants()) {
+        if (v.template_() == slot.template_name && valid_variant_name(v.name()) && v.name() != kBaseVariant &&
+            std::find(variants.begin(), variants.end(), v.name()) == variants.end()) {
+          variants.push_back(v.name());
+        }
       }
-      if (slot.channel != v1::SMS) continue;
-      auto size = count_sms_segments(rendered->text);
-      if (size.segments > budget && reported.insert(first->origin).second) {
-        out.push_back({first->origin, "takes " + std::to_string(size.segments) + " SMS segments (" +
-                                          std::to_string(size.units) +
-                                          (size.encoding == SmsEncoding::kGsm7 ? " GSM-7 septets" : " UCS-2 units") +
-                                          ") with worst-case variables; policy.messages.sms_max_segments is " +
-                                          std::to_string(budget)});
+      for (const auto& variant : variants) {
+        auto rendered = renderer.render_variant(sample.decision, sample.ledger, policy, variant);
+        // The file named in a problem: the first part the lookup finds (the variant's, if any).
+        const auto* first = catalog.find(locale, policy.default_locale(), channel, slot.template_name, tone,
+                                         channel_parts(channel).front(), variant);
+        for (const auto& p : channel_parts(channel)) {
+          const auto* e = catalog.find(locale, policy.default_locale(), channel, slot.template_name, tone, p, variant);
+          if (e != nullptr && e->variant == variant) {
+            first = e;
+            break;
+          }
+        }
+        if (!rendered) {
+          out.push_back({first->origin, "does not render: " + rendered.error().message});
+          continue;
+        }
+        if (slot.channel != v1::SMS) continue;
+        auto size = count_sms_segments(rendered->text);
+        if (size.segments > budget && reported.insert(first->origin).second) {
+          out.push_back({first->origin, "takes " + std::to_string(size.segments) + " SMS segments (" +
+                                            std::to_string(size.units) +
+                                            (size.encoding == SmsEncoding::kGsm7 ? " GSM-7 septets" : " UCS-2 units") +
+                                            ") with worst-case variables; policy.messages.sms_max_segments is " +
+                                            std::to_string(budget)});
+        }
       }
     }
   }

@@ -349,6 +349,7 @@ const char* ReminderRules::unusable(const Context& ctx, v1::Channel channel) con
   const auto& customer = ctx.ledger.customer;
   if (!available_.count(channel)) return "no adapter configured";
   if (consent_withdrawn(customer, channel)) return "consent withdrawn";
+  if (ctx.ledger.opted_out.count(channel)) return "opted out by the customer";
   if (consent_required_.count(channel) && !consent_granted(customer, channel)) return "no consent";
   if (ctx.ledger.failed_channels.count(channel)) return "failed permanently before";
   return missing_contact(ctx.ledger.contacts, channel);

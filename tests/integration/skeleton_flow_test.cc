@@ -2,6 +2,10 @@
 // server (started once by the rig fixture).
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -91,11 +95,24 @@ class SkeletonFlowTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(work_);
   }
 
-  void start_gateway() {
+  void start_gateway(std::map<std::string, std::string> env = {}) {
     // The broker address comes from the environment, as in a container deployment.
+    env["RELANCE_KAFKA__BROKERS"] = bootstrap_;
     gateway_ = std::make_unique<GatewayProcess>(
-        std::vector<std::string>{RELANCE_BINARY, "run", "--config", (work_ / "relance.yaml").string()},
-        std::map<std::string, std::string>{{"RELANCE_KAFKA__BROKERS", bootstrap_}}, work_, work_ / "gateway.log");
+        std::vector<std::string>{RELANCE_BINARY, "run", "--config", (work_ / "relance.yaml").string()}, env, work_,
+        work_ / "gateway.log");
+  }
+
+  static int free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
   }
 
   std::string address_for(const std::string& who) { return who + "-" + suffix_ + "@customers.test"; }
@@ -317,6 +334,72 @@ TEST_F(SkeletonFlowTest, ATenantsEventsFollowThatTenantsPolicy) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].stage(), "acme_reminder");
   EXPECT_EQ(events[0].tenant_id(), "acme");
+}
+
+TEST_F(SkeletonFlowTest, AFrenchEmailCarriesOneClickUnsubscribeAndThePostStopsEmail) {
+  auto port = free_port();
+  auto public_url = "http://127.0.0.1:" + std::to_string(port);
+  start_gateway({{"RELANCE_HTTP__LISTEN", "127.0.0.1:" + std::to_string(port)},
+                 {"RELANCE_HTTP__PUBLIC_URL", public_url},
+                 {"RELANCE_HTTP__LINK_SECRET_ENV", "RELANCE_TEST_LINK_SECRET"},
+                 {"RELANCE_TEST_LINK_SECRET", "a-test-secret-of-enough-length"},
+                 // A second message the same day must not wait for the contact cap here.
+                 {"RELANCE_POLICY__CONTACT_CAP__PER_DAY", "0"},
+                 {"RELANCE_POLICY__CONTACT_CAP__PER_7_DAYS", "0"}});
+  auto spec = overdue_invoice("fr");
+  spec.locale = "fr-FR";
+  spec.name = "Hélène Dupré";
+  spec.due_on = "2026-11-27";  // the courtesy notice (due − 3 days) is due on the simulated Tuesday
+  produce(bootstrap_, input_, spec.customer_id, serialize(invoice_issued(spec)));
+
+  auto mails = wait_for_mail(spec.email);
+  ASSERT_EQ(mails.size(), 1u) << gateway_->log();
+  const auto& mail = mails[0];
+  EXPECT_EQ(decode_header_words(mail.headers.at("subject")), "Échéance prochaine : facture " + spec.number);
+  EXPECT_NE(decode_header_words(mail.headers.at("to")).find("Hélène Dupré"), std::string::npos);
+  EXPECT_FALSE(mail.headers.at("message-id").empty());
+  for (const auto* part : {&mail.text, &mail.html}) {
+    EXPECT_NE(part->find("120,00"), std::string::npos) << *part;
+    EXPECT_NE(part->find("€"), std::string::npos) << *part;
+    EXPECT_NE(part->find("27 novembre 2026"), std::string::npos) << *part;
+    EXPECT_NE(part->find(spec.payment_link), std::string::npos) << *part;
+  }
+  EXPECT_EQ(mail.headers.at("list-unsubscribe-post"), "List-Unsubscribe=One-Click");
+  auto link = mail.headers.at("list-unsubscribe");
+  ASSERT_EQ(link.rfind("<" + public_url + "/v1/unsubscribe/", 0), 0u) << link;
+  auto path = link.substr(1 + public_url.size(), link.size() - 2 - public_url.size());
+
+  httplib::Client http("127.0.0.1", port);
+  // A GET (what link scanners do) shows a button and records nothing.
+  auto page = http.Get(path.c_str());
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("method=post"), std::string::npos);
+  auto forged = http.Post((path.substr(0, path.size() - 4) + "AAAA").c_str(), "List-Unsubscribe=One-Click",
+                          "application/x-www-form-urlencoded");
+  ASSERT_TRUE(forged);
+  EXPECT_EQ(forged->status, 404);
+  auto post = http.Post(path.c_str(), "List-Unsubscribe=One-Click", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 200);  // no redirect
+
+  // A later reminder for that customer skips email; the courtesy notice has no other channel.
+  auto second = spec;
+  second.event_id += "-2";
+  second.invoice_id += "-2";
+  second.number += "-2";
+  produce(bootstrap_, input_, spec.customer_id, serialize(invoice_issued(second)));
+  auto events = delivery_events(2);
+  ASSERT_EQ(events.size(), 2u) << gateway_->log();
+  EXPECT_EQ(events[0].status(), v1::SENT);
+  EXPECT_EQ(events[1].status(), v1::SUPPRESSED);
+  std::string why;
+  for (const auto& line : events[1].explanation()) why += line + "\n";
+  EXPECT_NE(why.find("EMAIL skipped: opted out by the customer"), std::string::npos) << why;
+  EXPECT_EQ(mails_to(maildir_, spec.email).size(), 1u);
+  // One opt-out fact on the input topic: the GET and the forged link added nothing.
+  auto input = read_topic(bootstrap_, input_, 3, 30s, 1s);
+  EXPECT_EQ(input.size(), 3u);
 }
 
 }  // namespace

@@ -66,6 +66,64 @@ std::string decode_quoted_printable(const std::string& text) {
   return out;
 }
 
+namespace {
+
+std::string base64_decode(const std::string& in) {
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
+            : c == '+' ? 62 : c == '/' ? 63 : -1;
+    if (v < 0) continue;
+    buffer = (buffer << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      out += static_cast<char>((buffer >> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string decode_header_words(const std::string& value) {
+  std::string out;
+  std::size_t pos = 0;
+  bool last_was_word = false;
+  while (pos < value.size()) {
+    auto start = value.find("=?", pos);
+    if (start == std::string::npos) {
+      out += value.substr(pos);
+      break;
+    }
+    auto between = value.substr(pos, start - pos);
+    // Whitespace between two encoded-words is not part of the text (RFC 2047 §6.2).
+    if (!(last_was_word && between.find_first_not_of(" \t\r\n") == std::string::npos)) out += between;
+    auto q1 = value.find('?', start + 2);
+    auto q2 = q1 == std::string::npos ? q1 : value.find('?', q1 + 1);
+    auto end = q2 == std::string::npos ? q2 : value.find("?=", q2 + 1);
+    if (end == std::string::npos) {
+      out += value.substr(start);
+      break;
+    }
+    auto encoding = value[q1 + 1];
+    auto text = value.substr(q2 + 1, end - q2 - 1);
+    if (encoding == 'B' || encoding == 'b') {
+      out += base64_decode(text);
+    } else {
+      for (auto& c : text) {
+        if (c == '_') c = ' ';
+      }
+      out += decode_quoted_printable(text);
+    }
+    pos = end + 2;
+    last_was_word = true;
+  }
+  return out;
+}
+
 std::vector<ReceivedMail> mails_to(const std::filesystem::path& maildir, const std::string& address) {
   std::vector<ReceivedMail> out;
   for (const auto* sub : {"new", "cur"}) {

@@ -20,4 +20,7 @@ std::vector<ReceivedMail> mails_to(const std::filesystem::path& maildir, const s
 
 std::string decode_quoted_printable(const std::string& text);
 
+// Decodes RFC 2047 encoded-words (=?UTF-8?B?...?= and =?UTF-8?Q?...?=) in a header value.
+std::string decode_header_words(const std::string& value);
+
 }  // namespace relance::testing

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/link_token.h"
 #include "config/config_loader.h"
 #include "render/renderer.h"
 #include "render/sample_messages.h"
@@ -29,6 +30,8 @@ std::string read(const fs::path& path) {
 }
 
 TEST(TemplateGolden, AllStagesTonesAndChannelsInFrenchAndEnglish) {
+  // Unsubscribe links are signed: a fixed secret keeps them the same from run to run.
+  set_link_secret("golden-test-link-secret");
   bool update = std::getenv("RELANCE_UPDATE_GOLDEN") != nullptr;
   auto config = config::default_config();
   config.mutable_http()->set_public_url("https://relance.example.com");
