@@ -95,6 +95,18 @@ std::string format_money(const relance::v1::Money& money, const std::string& loc
 }
 
 std::string format_date(const std::string& iso_date, const std::string& locale) {
+  // Messages name few distinct dates (due dates cluster), and ICU's calendar arithmetic costs more
+  // than the rest of an SMS: each thread remembers the dates it wrote, a bounded number of them.
+  thread_local std::map<std::pair<std::string, std::string>, std::string> written;
+  auto key = std::make_pair(locale, iso_date);
+  if (auto it = written.find(key); it != written.end()) return it->second;
+  auto text = format_date_uncached(iso_date, locale);
+  if (written.size() >= 4096) written.clear();
+  written.emplace(std::move(key), text);
+  return text;
+}
+
+std::string format_date_uncached(const std::string& iso_date, const std::string& locale) {
   auto date = parse_iso_date(iso_date);
   if (!date) return iso_date;
   const auto* fmt = date_formatter(locale);

@@ -3,6 +3,8 @@
 #include "common/link_token.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 
 #include "common/dates.h"
 #include "render/money_format.h"
@@ -19,53 +21,73 @@ bool is_french(const std::string& locale) { return locale.rfind("fr", 0) == 0; }
 
 std::string invoice_label(const std::string& number, const std::string& id) { return number.empty() ? id : number; }
 
-// Everything a template can name (see template_variables()). Templates test flags rather than
-// strings: in mustache an empty string still opens a section.
+// Everything a template can name (see template_variables()), or only what `used` names
+// (template_variable_bit): a value no part of the message uses is neither computed nor set, so
+// an SMS formats no per-invoice lines and signs no unsubscribe link. Templates test flags rather
+// than strings: in mustache an empty string still opens a section.
 Result<data> variables(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
-                       const v1::PolicyConfig& policy, const std::string& locale, const std::string& public_url) {
+                       const v1::PolicyConfig& policy, const std::string& locale, const std::string& public_url,
+                       uint64_t used = ~uint64_t{0}) {
   const auto& customer = ledger.customer;
+  auto want = [used](uint64_t bit) { return (used & bit) != 0; };
   bool french = is_french(locale);
   data vars;
-  vars.set("customer_name",
-           customer.name().empty() ? std::string(french ? "Madame, Monsieur" : "customer") : customer.name());
-  vars.set("company_name", policy.company_name());
-  vars.set("company_contact", policy.messages().company_contact());
-  vars.set("has_company_contact", !policy.messages().company_contact().empty());
-  vars.set("stage", decision.stage);
+  if (want(variable_bit("customer_name"))) {
+    vars.set("customer_name",
+             customer.name().empty() ? std::string(french ? "Madame, Monsieur" : "customer") : customer.name());
+  }
+  if (want(variable_bit("company_name"))) vars.set("company_name", policy.company_name());
+  if (want(variable_bit("company_contact"))) vars.set("company_contact", policy.messages().company_contact());
+  if (want(variable_bit("has_company_contact"))) {
+    vars.set("has_company_contact", !policy.messages().company_contact().empty());
+  }
+  if (want(variable_bit("stage"))) vars.set("stage", decision.stage);
   auto tone = tone_name(decision.tone);
-  vars.set("tone", tone);
-  for (const char* t : {"friendly", "courteous", "firm", "final"}) vars.set(std::string("tone_") + t, tone == t);
-  vars.set("offer_payment_plan", decision.offer_payment_plan);
-  vars.set("mention_late_terms", decision.mention_late_terms);
-  vars.set("recurring_late_payer", decision.recurring_late_payer);
-  vars.set("escalation", decision.kind == rules::ActionKind::kEscalation);
-  auto unsubscribe = public_url.empty() ? std::string()
-                                        : public_url + "/v1/unsubscribe/" + make_link_token(ledger.key, decision.channel);
-  vars.set("unsubscribe_url", unsubscribe);
-  vars.set("has_unsubscribe", !unsubscribe.empty());
+  if (want(variable_bit("tone"))) vars.set("tone", tone);
+  if (want(variable_bit("tone_friendly"))) vars.set("tone_friendly", tone == "friendly");
+  if (want(variable_bit("tone_courteous"))) vars.set("tone_courteous", tone == "courteous");
+  if (want(variable_bit("tone_firm"))) vars.set("tone_firm", tone == "firm");
+  if (want(variable_bit("tone_final"))) vars.set("tone_final", tone == "final");
+  if (want(variable_bit("offer_payment_plan"))) vars.set("offer_payment_plan", decision.offer_payment_plan);
+  if (want(variable_bit("mention_late_terms"))) vars.set("mention_late_terms", decision.mention_late_terms);
+  if (want(variable_bit("recurring_late_payer"))) vars.set("recurring_late_payer", decision.recurring_late_payer);
+  if (want(variable_bit("escalation"))) vars.set("escalation", decision.kind == rules::ActionKind::kEscalation);
+  if (want(variable_bit("unsubscribe_url") | variable_bit("has_unsubscribe"))) {
+    auto unsubscribe = public_url.empty() ? std::string()
+                                          : public_url + "/v1/unsubscribe/" + make_link_token(ledger.key, decision.channel);
+    vars.set("unsubscribe_url", unsubscribe);
+    vars.set("has_unsubscribe", !unsubscribe.empty());
+  }
 
+  bool lines = want(variable_bit("invoices"));
+  bool money = want(variable_bit("amount_due") | variable_bit("amount_paid") | variable_bit("total_due"));
+  bool dates = want(variable_bit("due_date"));
   kainjow::mustache::list invoices;
   std::string numbers;
+  std::size_t count = 0;
   if (decision.kind == rules::ActionKind::kThankYou) {
     auto it = ledger.invoices.find(decision.invoice_ids.empty() ? std::string() : decision.invoice_ids.front());
     if (it == ledger.invoices.end()) return Error{"render_failed", "invoice not in the ledger", false};
     const auto& invoice = it->second.invoice;
     numbers = invoice_label(invoice.number(), invoice.invoice_id());
-    auto amount = format_money(invoice.amount_total(), locale);
-    data line;
-    line.set("number", numbers);
-    line.set("amount_due", amount);
-    line.set("due_date", format_date(invoice.due_on(), locale));
-    line.set("days_overdue", std::string("0"));
-    line.set("payment_link", invoice.payment_link());
-    invoices.push_back(line);
-    vars.set("amount_due", amount);
-    vars.set("amount_paid", amount);
-    vars.set("total_due", amount);
-    vars.set("due_date", format_date(invoice.due_on(), locale));
-    vars.set("days_overdue", std::string("0"));
-    vars.set("overdue", false);
-    vars.set("payment_link", invoice.payment_link());
+    count = 1;
+    auto amount = money || lines ? format_money(invoice.amount_total(), locale) : std::string();
+    if (lines) {
+      data line;
+      line.set("number", numbers);
+      line.set("amount_due", amount);
+      line.set("due_date", format_date(invoice.due_on(), locale));
+      line.set("days_overdue", std::string("0"));
+      line.set("payment_link", invoice.payment_link());
+      invoices.push_back(line);
+    }
+    if (want(variable_bit("amount_due"))) vars.set("amount_due", amount);
+    if (want(variable_bit("amount_paid"))) vars.set("amount_paid", amount);
+    if (want(variable_bit("total_due"))) vars.set("total_due", amount);
+    if (dates) vars.set("due_date", format_date(invoice.due_on(), locale));
+    if (want(variable_bit("days_overdue"))) vars.set("days_overdue", std::string("0"));
+    if (want(variable_bit("overdue"))) vars.set("overdue", false);
+    if (want(variable_bit("payment_link"))) vars.set("payment_link", invoice.payment_link());
   } else {
     if (decision.items.empty()) return Error{"render_failed", "decision names no invoice", false};
     std::string earliest_due = decision.items.front().due_on;
@@ -73,30 +95,35 @@ Result<data> variables(const rules::Decision& decision, const ledger::CustomerLe
     for (const auto& item : decision.items) {
       auto number = invoice_label(item.number, item.invoice_id);
       numbers += (numbers.empty() ? "" : ", ") + number;
-      data line;
-      line.set("number", number);
-      line.set("amount_due", format_money(item.amount_due, locale));
-      line.set("due_date", format_date(item.due_on, locale));
-      line.set("days_overdue", std::to_string(item.days_overdue));
-      line.set("payment_link", item.payment_link);
-      invoices.push_back(line);
+      ++count;
+      if (lines) {
+        data line;
+        line.set("number", number);
+        line.set("amount_due", format_money(item.amount_due, locale));
+        line.set("due_date", format_date(item.due_on, locale));
+        line.set("days_overdue", std::to_string(item.days_overdue));
+        line.set("payment_link", item.payment_link);
+        invoices.push_back(line);
+      }
       earliest_due = std::min(earliest_due, item.due_on);
       most_overdue = std::max(most_overdue, item.days_overdue);
     }
-    auto total = format_money(decision.total_due, locale);
-    vars.set("amount_due", total);
-    vars.set("amount_paid", total);
-    vars.set("total_due", total);
-    vars.set("due_date", format_date(earliest_due, locale));
-    vars.set("days_overdue", std::to_string(most_overdue));
-    vars.set("overdue", most_overdue > 0);
+    if (money) {
+      auto total = format_money(decision.total_due, locale);
+      if (want(variable_bit("amount_due"))) vars.set("amount_due", total);
+      if (want(variable_bit("amount_paid"))) vars.set("amount_paid", total);
+      if (want(variable_bit("total_due"))) vars.set("total_due", total);
+    }
+    if (dates) vars.set("due_date", format_date(earliest_due, locale));
+    if (want(variable_bit("days_overdue"))) vars.set("days_overdue", std::to_string(most_overdue));
+    if (want(variable_bit("overdue"))) vars.set("overdue", most_overdue > 0);
     // One link for the message: the first invoice's (a grouped message lists each one's too).
-    vars.set("payment_link", decision.items.front().payment_link);
+    if (want(variable_bit("payment_link"))) vars.set("payment_link", decision.items.front().payment_link);
   }
-  vars.set("invoice_count", std::to_string(invoices.size()));
-  vars.set("grouped", invoices.size() > 1);
-  vars.set("invoice_number", numbers);
-  vars.set("invoices", invoices);
+  if (want(variable_bit("invoice_count"))) vars.set("invoice_count", std::to_string(count));
+  if (want(variable_bit("grouped"))) vars.set("grouped", count > 1);
+  if (want(variable_bit("invoice_number"))) vars.set("invoice_number", numbers);
+  if (lines) vars.set("invoices", invoices);
   return vars;
 }
 
@@ -197,19 +224,30 @@ Result<RenderedMessage> Renderer::render_variant(const rules::Decision& decision
                                                  const v1::PolicyConfig& policy, const std::string& variant) const {
   const auto& customer = ledger.customer;
   auto locale = customer.locale().empty() ? policy.default_locale() : customer.locale();
-  auto vars = variables(decision, ledger, policy, locale, library_->public_url());
-  if (!vars) return vars.error();
-
   auto channel = channel_folder(decision.channel);
-  if (channel.empty()) return Error{"render_failed", "no template for this channel", false};
   const auto& catalog = library_->catalog_for(policy);
   auto tone = tone_name(decision.tone);
   // "base" names the template's own files, which every lookup ends with anyway.
   const std::string& wanted = variant == kBaseVariant ? std::string() : variant;
+  // The message's parts first, to compute only the variables they use (an approved WhatsApp
+  // template may name any of them).
+  const auto& parts = channel_parts(channel);
+  std::array<const TemplateEntry*, 3> entries{};
+  uint64_t used = decision.channel == v1::WHATSAPP ? ~uint64_t{0} : 0;
+  for (std::size_t i = 0; i < parts.size() && i < entries.size(); ++i) {
+    entries[i] = catalog.find(locale, policy.default_locale(), channel, decision.template_name, tone, parts[i], wanted);
+    if (entries[i] != nullptr) used |= entries[i]->used_variables;
+  }
+  auto vars = variables(decision, ledger, policy, locale, library_->public_url(), used);
+  if (!vars) return vars.error();
+
+  if (channel.empty()) return Error{"render_failed", "no template for this channel", false};
   bool variant_used = false;
   auto part = [&](const std::string& name) -> Result<std::string> {
-    const auto* entry =
-        catalog.find(locale, policy.default_locale(), channel, decision.template_name, tone, name, wanted);
+    const TemplateEntry* entry = nullptr;
+    for (std::size_t i = 0; i < parts.size() && i < entries.size(); ++i) {
+      if (parts[i] == name) entry = entries[i];
+    }
     if (entry != nullptr && !entry->variant.empty()) variant_used = true;
     if (entry == nullptr) {
       return Error{"template_missing",

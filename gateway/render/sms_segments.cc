@@ -142,6 +142,14 @@ std::string plain_spaces(std::string_view utf8) {
   std::string out;
   out.reserve(utf8.size());
   for (std::size_t i = 0; i < utf8.size();) {
+    // Runs of ASCII are copied as they are; only other characters are decoded.
+    auto run = i;
+    while (run < utf8.size() && static_cast<unsigned char>(utf8[run]) < 0x80) ++run;
+    if (run > i) {
+      out.append(utf8.substr(i, run - i));
+      i = run;
+      continue;
+    }
     char32_t c = next_code_point(utf8, i);
     append_utf8(out, c == U'\u00A0' || c == U'\u202F' || c == U'\u2009' ? U' ' : c);
   }

@@ -1,11 +1,13 @@
 #include "render/template_catalog.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include <openssl/sha.h>
 
@@ -86,18 +88,55 @@ void compile(TemplateEntry& e) {
   if (!compiled->is_valid()) throw TemplateLoadError(e.origin + ": " + compiled->error_message());
   if (e.part != "html") compiled->set_custom_escape([](const std::string& s) { return s; });
   e.compiled = std::move(compiled);
+  e.used_variables = variables_used(e.source);
 }
 
 }  // namespace
 
+uint64_t variables_used(const std::string& source) {
+  constexpr uint64_t kAll = ~uint64_t{0};
+  if (source.find("{{=") != std::string::npos) return kAll;
+  uint64_t used = 0;
+  std::size_t pos = 0;
+  while ((pos = source.find("{{", pos)) != std::string::npos) {
+    auto close = source.find("}}", pos + 2);
+    if (close == std::string::npos) return kAll;
+    std::string_view tag(source.data() + pos + 2, close - pos - 2);
+    pos = close + 2;
+    auto trim = [](std::string_view t) {
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      return t;
+    };
+    tag = trim(tag);
+    if (!tag.empty() && tag.front() == '!') continue;
+    if (!tag.empty() && (tag.front() == '#' || tag.front() == '^' || tag.front() == '/' || tag.front() == '&' ||
+                         tag.front() == '{' || tag.front() == '>')) {
+      tag = trim(tag.substr(1));
+    }
+    // A dotted name is looked up from its first segment.
+    tag = tag.substr(0, tag.find('.'));
+    for (std::size_t i = 0; i < kTemplateVariables.size(); ++i) {
+      if (kTemplateVariables[i] == tag) used |= uint64_t{1} << i;
+    }
+  }
+  return used;
+}
+
 std::string TemplateEntry::render(const MustacheData& data) const {
   // kainjow's render keeps its state in a per-call context and leaves the parsed tree as it is,
-  // so one parsed template serves every thread.
-  return compiled->render(data);
+  // so one parsed template serves every thread. Appended to one string rather than through the
+  // ostringstream of render(data), which costs more than a short template's whole rendering.
+  std::string out;
+  out.reserve(source.size() + source.size() / 2);
+  compiled->render(data, [&out](const std::string& chunk) { out += chunk; });
+  return out;
 }
 
 std::shared_ptr<const TemplateCatalog> TemplateCatalog::load(const std::string& override_dir) {
+  static std::atomic<uint64_t> next_id{1};
   auto catalog = std::make_shared<TemplateCatalog>();
+  catalog->id_ = next_id++;
   auto add = [&](TemplateEntry e) {
     compile(e);
     auto key = std::make_tuple(e.overrides ? 0 : 1, e.locale, e.channel, e.name, e.variant, e.tone, e.part);
@@ -136,12 +175,34 @@ std::shared_ptr<const TemplateCatalog> TemplateCatalog::load(const std::string& 
 const TemplateEntry* TemplateCatalog::find(const std::string& locale, const std::string& default_locale,
                                            const std::string& channel, const std::string& name, const std::string& tone,
                                            const std::string& part, const std::string& variant) const {
-  const std::string none;
+  // Each thread remembers the lookups it made (a bounded number): the chain walk costs more than
+  // the rest of an SMS's lookup-free work. Keyed by the catalog's id, never by its address.
+  thread_local std::unordered_map<std::string, const TemplateEntry*> memo;
+  thread_local std::string key;
+  key.clear();
+  key.append(reinterpret_cast<const char*>(&id_), sizeof id_);
+  for (const auto* s : {&locale, &default_locale, &channel, &name, &tone, &part, &variant}) {
+    key += '\x1f';
+    key += *s;
+  }
+  if (auto it = memo.find(key); it != memo.end()) return it->second;
+  const auto* entry = find_uncached(locale, default_locale, channel, name, tone, part, variant);
+  if (memo.size() >= 4096) memo.clear();
+  memo.emplace(key, entry);
+  return entry;
+}
+
+const TemplateEntry* TemplateCatalog::find_uncached(const std::string& locale, const std::string& default_locale,
+                                                    const std::string& channel, const std::string& name,
+                                                    const std::string& tone, const std::string& part,
+                                                    const std::string& variant) const {
+  using Key = std::tuple<int, std::string_view, std::string_view, std::string_view, std::string_view,
+                         std::string_view, std::string_view>;
   for (const auto& candidate : locale_chain(locale, default_locale)) {
     for (int layer : {0, 1}) {
-      for (const auto* v : {&variant, &none}) {
-        for (const auto& t : {tone, std::string()}) {
-          auto it = index_.find(std::make_tuple(layer, candidate, channel, name, *v, t, part));
+      for (std::string_view v : {std::string_view(variant), std::string_view()}) {
+        for (std::string_view t : {std::string_view(tone), std::string_view()}) {
+          auto it = index_.find(Key(layer, candidate, channel, name, v, t, part));
           if (it != index_.end()) return &entries_[it->second];
           if (tone.empty()) break;
         }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <kainjow/mustache.hpp>
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,6 +17,29 @@ namespace relance::render {
 
 using MustacheData = kainjow::mustache::basic_data<std::string>;
 
+// The top-level variables a template may name (the renderer's template_variables()), one bit
+// each, so that a message computes only the values its parts use.
+inline constexpr std::array<std::string_view, 27> kTemplateVariables{
+    "customer_name",   "company_name",       "company_contact",      "has_company_contact",
+    "stage",           "tone",               "tone_friendly",        "tone_courteous",
+    "tone_firm",       "tone_final",         "offer_payment_plan",   "mention_late_terms",
+    "recurring_late_payer", "escalation",    "unsubscribe_url",      "has_unsubscribe",
+    "amount_due",      "amount_paid",        "total_due",            "due_date",
+    "days_overdue",    "overdue",            "payment_link",         "invoice_count",
+    "grouped",         "invoice_number",     "invoices"};
+
+// The bit of a variable named in the code (checked at compile time).
+consteval uint64_t variable_bit(std::string_view name) {
+  for (std::size_t i = 0; i < kTemplateVariables.size(); ++i) {
+    if (kTemplateVariables[i] == name) return uint64_t{1} << i;
+  }
+  throw "not a template variable";
+}
+
+// The variables a template source names, as bits; every bit when it cannot tell for sure (a
+// delimiter change, an unclosed tag).
+uint64_t variables_used(const std::string& source);
+
 // One template file: <locale>/<channel>/<name>[@<variant>][.<tone>].<part>.mustache, parsed once.
 struct TemplateEntry {
   std::string origin;  // where it came from, for messages: "built-in:fr/sms/x.text.mustache" or a file path
@@ -28,6 +52,7 @@ struct TemplateEntry {
   std::string part;        // subject, text, html, talking_points
   bool overrides = false;  // from the tenant's folder rather than the built-in set
   std::shared_ptr<kainjow::mustache::basic_mustache<std::string>> compiled;
+  uint64_t used_variables = ~uint64_t{0};  // variables_used(source)
 
   // Text parts are not HTML-escaped; html parts are.
   std::string render(const MustacheData& data) const;
@@ -67,9 +92,17 @@ class TemplateCatalog {
   std::vector<std::string> names() const;
 
  private:
+  const TemplateEntry* find_uncached(const std::string& locale, const std::string& default_locale,
+                                     const std::string& channel, const std::string& name, const std::string& tone,
+                                     const std::string& part, const std::string& variant) const;
+
   std::vector<TemplateEntry> entries_;
+  // Never reused by another catalog: names this one in each thread's memo of lookups.
+  uint64_t id_ = 0;
   // (overrides ? 0 : 1, locale, channel, name, variant, tone, part) → index in entries_.
-  std::map<std::tuple<int, std::string, std::string, std::string, std::string, std::string, std::string>, std::size_t>
+  // Transparent, so that find() looks up string_views without copying strings.
+  std::map<std::tuple<int, std::string, std::string, std::string, std::string, std::string, std::string>, std::size_t,
+           std::less<>>
       index_;
 };
 

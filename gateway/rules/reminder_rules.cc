@@ -240,6 +240,7 @@ ReminderRules::ReminderRules(v1::PolicyConfig policy, std::set<v1::Channel> avai
   std::stable_sort(policy_.mutable_stages()->begin(), policy_.mutable_stages()->end(),
                    [](const v1::Stage& a, const v1::Stage& b) { return a.offset_days() < b.offset_days(); });
   for (auto c : policy_.consent_required()) consent_required_.insert(static_cast<v1::Channel>(c));
+  for (const auto& mapping : policy_.messages().whatsapp_templates()) whatsapp_templates_.insert(mapping.template_());
 }
 
 AmountTierKind ReminderRules::tier_of(const v1::Money& amount) const {
@@ -323,8 +324,16 @@ v1::Channel ReminderRules::pick_channel(const Context& ctx, ActionKind kind, int
   auto listed = [](const google::protobuf::RepeatedField<int>& list, int end, int channel) {
     return std::find(list.begin(), list.begin() + end, channel) != list.begin() + end;
   };
+  const auto& stage = policy_.stages(stage_index);
+  const auto& template_name = stage.template_().empty() ? stage.name() : stage.template_();
   auto usable = [&](int c, bool is_preferred) {
     auto channel = static_cast<v1::Channel>(c);
+    // A business-initiated WhatsApp message outside the customer's 24-hour window must be an
+    // approved template (Meta's rule); without one, WhatsApp is not an option for this stage.
+    if (channel == v1::WHATSAPP && !whatsapp_templates_.count(template_name) && available_.count(channel)) {
+      if (why) why->push_back(cat(channel_name(channel), " skipped: no approved WhatsApp template (ContentSid)"));
+      return false;
+    }
     if (const char* reason = unusable(ctx, channel)) {
       if (why) why->push_back(cat(channel_name(channel), " skipped: ", reason));
       return false;
@@ -663,7 +672,7 @@ namespace {
 std::string local_wall_time(Instant at, const std::string& tz) {
   auto day = sys_days{local_date(at, tz)};
   auto minutes = std::chrono::duration_cast<std::chrono::minutes>(at - local_time_to_instant(day, 0, tz)).count();
-  char buf[8];
+  char buf[32];
   std::snprintf(buf, sizeof buf, "%02d:%02d", static_cast<int>(minutes / 60), static_cast<int>(minutes % 60));
   return cat(format_iso_date(year_month_day{day}), " ", buf);
 }

@@ -109,6 +109,8 @@ class ReminderRules {
   relance::v1::PolicyConfig policy_;
   std::set<relance::v1::Channel> available_;
   std::set<relance::v1::Channel> consent_required_;
+  // Templates with an approved WhatsApp counterpart (ContentSid).
+  std::set<std::string> whatsapp_templates_;
   BusinessCalendar calendar_;
   int send_at_minutes_;
 };

@@ -181,10 +181,23 @@ TEST_F(PolicyTest, PreferredChannelComesFirstAndWithdrawnConsentIsRespected) {
   consents_ = {{v1::WHATSAPP, true}, {v1::EMAIL, false}};
   preferred_ = {v1::WHATSAPP};
   issue(spec("A", "2026-11-20", 12'000));
-  auto actions = run("2026-11-22T00:00:00Z", "2026-11-24T00:00:00Z");
-  ASSERT_EQ(actions.size(), 1u);
-  EXPECT_EQ(actions[0].decision.channel, v1::WHATSAPP);
-  EXPECT_TRUE(explains(actions[0].decision, "WHATSAPP chosen (customer's preference)"));
+  // Without an approved template WhatsApp cannot start a conversation: nothing else is allowed.
+  auto without = run("2026-11-22T00:00:00Z", "2026-11-24T00:00:00Z");
+  ASSERT_EQ(without.size(), 1u);
+  EXPECT_TRUE(without[0].decision.suppressed);
+  EXPECT_TRUE(explains(without[0].decision, "WHATSAPP skipped: no approved WhatsApp template (ContentSid)"));
+
+  auto policy = policy_;
+  auto* mapping = policy.mutable_messages()->add_whatsapp_templates();
+  mapping->set_locale("fr");
+  mapping->set_template_("first_reminder");
+  mapping->set_content_sid("HX0123456789abcdef0123456789abcdef");
+  ReminderRules rules(policy, {v1::EMAIL, v1::SMS, v1::WHATSAPP, v1::CALL_TASK});
+  ledger_.last_stage.erase("A");
+  auto plan = rules.plan(ledger_, at("2026-11-23T08:00:00Z"));
+  ASSERT_EQ(plan.now.size(), 1u);
+  EXPECT_EQ(plan.now[0].channel, v1::WHATSAPP);
+  EXPECT_TRUE(explains(plan.now[0], "WHATSAPP chosen (customer's preference)"));
 }
 
 TEST_F(PolicyTest, NoChannelLeftIsSuppressedWithTheReason) {

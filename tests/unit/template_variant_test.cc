@@ -70,6 +70,22 @@ TEST(TemplateVariant, TheHashIsStableAcrossBuildsAndMachines) {
   EXPECT_NE(variant_hash("ab", "c"), variant_hash("a", "bc"));
 }
 
+TEST(TemplateVariant, TheWeightsComeFromThePolicyYaml) {
+  auto loaded = config::load_config(R"(
+policy:
+  messages:
+    variants:
+      - {template: first_reminder, name: base, weight: 1}
+      - {template: first_reminder, name: b, weight: 3}
+)",
+                                    {});
+  const auto& variants = loaded.config.policy().messages().variants();
+  ASSERT_EQ(variants.size(), 2);
+  EXPECT_EQ(variants[1].template_(), "first_reminder");
+  EXPECT_EQ(variants[1].name(), "b");
+  EXPECT_EQ(variants[1].weight(), 3);
+}
+
 TEST(TemplateVariant, AssignmentIsDeterministicPerTenantAndCustomer) {
   auto policy = config::default_config().policy();
   EXPECT_EQ(assign_variant(policy, "first_reminder", "t", "cus_1"), "");  // no variants: none
