@@ -250,7 +250,7 @@ void Gateway::evaluate(const std::string& key) {
 }
 
 void Gateway::record(const rules::Decision& decision, const std::string& key, bool contacted, bool advance,
-                     bool channel_failed) {
+                     bool channel_failed, const std::string& template_variant) {
   ledger::ActionRecord action;
   action.kind = decision.kind;
   if (advance) {
@@ -261,6 +261,7 @@ void Gateway::record(const rules::Decision& decision, const std::string& key, bo
   action.stage = decision.stage;
   action.tone = decision.tone;
   action.template_name = decision.template_name;
+  action.template_variant = template_variant;
   action.at = clock_->now();
   action.contacted = contacted;
   action.channel_failed_permanently = channel_failed;
@@ -286,6 +287,7 @@ void Gateway::publish_outcome(const ledger::CustomerLedger& ledger, const std::s
   outcome.set_last_channel(inv.last_channel);
   outcome.set_last_tone(inv.last_tone);
   outcome.set_last_template(inv.last_template);
+  outcome.set_template_variant(inv.last_variant);
   outcome.set_reminders_sent(inv.reminders_sent);
   auto whole_days = [&](Instant from) {
     return static_cast<int32_t>(std::max<int64_t>(0, std::chrono::floor<std::chrono::days>(at - from).count()));
@@ -327,6 +329,7 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
   }
   auto& adapter = channels_.at(decision.channel);
   std::optional<Instant> retry_at;
+  const auto variant = rendered->template_variant;
   adapter->send(rendered.value(), [&](channels::SendResult result) {
     using Kind = channels::SendResult::Kind;
     auto provider = std::string(adapter->provider());
@@ -334,8 +337,8 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
       case Kind::kAccepted:
         outbox_->finish(decision.reminder_id, outbox::ReminderState::kAccepted);
         metrics_.reminders_sent.fetch_add(1, std::memory_order_relaxed);
-        publish(decision, ledger, v1::SENT, provider, &result);
-        record(decision, key, true, true, false);
+        publish(decision, ledger, v1::SENT, provider, &result, variant);
+        record(decision, key, true, true, false, variant);
         break;
       case Kind::kRetriable:
         if (++attempts_[decision.stage_key] < kMaxAttempts) {
@@ -367,9 +370,9 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
         outbox_->finish(decision.reminder_id, outbox::ReminderState::kUnknown);
         metrics_.reminders_unknown.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("reminder {} via {}: outcome unknown: {}", decision.reminder_id, provider, result.message);
-        publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &result);
+        publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &result, variant);
         // It may have reached the customer: count it as a contact, never send it again.
-        record(decision, key, true, true, false);
+        record(decision, key, true, true, false, variant);
         break;
     }
   });
@@ -377,7 +380,8 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
 }
 
 void Gateway::publish(const rules::Decision& decision, const ledger::CustomerLedger& ledger, v1::DeliveryStatus status,
-                      const std::string& provider, const channels::SendResult* result) {
+                      const std::string& provider, const channels::SendResult* result,
+                      const std::string& template_variant) {
   v1::DeliveryEvent event;
   auto attempt = attempts_.count(decision.stage_key) ? attempts_[decision.stage_key] + 1 : 1;
   // Deterministic, so consumers can drop a repeat after a failover.
@@ -392,6 +396,7 @@ void Gateway::publish(const rules::Decision& decision, const ledger::CustomerLed
   event.set_provider(provider);
   event.set_attempt(attempt);
   event.set_tenant_id(ledger.tenant_id);
+  event.set_template_variant(template_variant);
   *event.mutable_occurred_at() = to_timestamp(clock_->now());
   for (const auto& line : decision.explanation) event.add_explanation(line);
   if (status == v1::SUPPRESSED) event.set_error_message(decision.suppression_reason);

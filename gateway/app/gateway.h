@@ -54,9 +54,10 @@ class Gateway {
   // when the send provably did not happen and may be tried again later.
   std::optional<Instant> execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger);
   void record(const rules::Decision& decision, const std::string& key, bool contacted, bool advance,
-              bool channel_failed);
+              bool channel_failed, const std::string& template_variant = {});
   void publish(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
-               relance::v1::DeliveryStatus status, const std::string& provider, const channels::SendResult* result);
+               relance::v1::DeliveryStatus status, const std::string& provider, const channels::SendResult* result,
+               const std::string& template_variant = {});
   void publish_outcome(const ledger::CustomerLedger& ledger, const std::string& invoice_id,
                        relance::v1::ReminderOutcome::Resolution resolution, Instant at);
   void fire_due();

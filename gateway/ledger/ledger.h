@@ -54,6 +54,7 @@ struct InvoiceState {
   std::string last_stage_name;
   relance::v1::Tone last_tone = relance::v1::TONE_UNSPECIFIED;
   std::string last_template;
+  std::string last_variant;
   // The invoice was fully paid after at least one reminder: a thank-you may be owed.
   bool paid_after_reminders = false;
 
@@ -72,6 +73,7 @@ struct ActionRecord {
   std::string stage;
   relance::v1::Tone tone = relance::v1::TONE_UNSPECIFIED;
   std::string template_name;
+  std::string template_variant;
   Instant at{};
   bool contacted = false;           // the customer was actually reached (counts towards caps)
   bool channel_failed_permanently = false;

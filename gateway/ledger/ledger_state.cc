@@ -216,6 +216,7 @@ void apply_action(CustomerLedger& c, const ActionRecord& action) {
     inv.last_stage_name = action.stage;
     inv.last_tone = action.tone;
     inv.last_template = action.template_name;
+    inv.last_variant = action.template_variant;
     if (action.overdue) mark_late(c, id, inv.invoice.due_on());
   }
   // Messages of one decision on several channels (a call and its email) are one contact.

@@ -26,7 +26,7 @@ std::string invoice_label(const std::string& number, const std::string& id) { re
 // an SMS formats no per-invoice lines and signs no unsubscribe link. Templates test flags rather
 // than strings: in mustache an empty string still opens a section.
 Result<data> variables(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
-                       const v1::PolicyConfig& policy, const std::string& locale, const std::string& public_url,
+                       const v1::PolicyConfig& policy, const std::string& locale, const std::string& unsubscribe,
                        uint64_t used = ~uint64_t{0}) {
   const auto& customer = ledger.customer;
   auto want = [used](uint64_t bit) { return (used & bit) != 0; };
@@ -52,12 +52,8 @@ Result<data> variables(const rules::Decision& decision, const ledger::CustomerLe
   if (want(variable_bit("mention_late_terms"))) vars.set("mention_late_terms", decision.mention_late_terms);
   if (want(variable_bit("recurring_late_payer"))) vars.set("recurring_late_payer", decision.recurring_late_payer);
   if (want(variable_bit("escalation"))) vars.set("escalation", decision.kind == rules::ActionKind::kEscalation);
-  if (want(variable_bit("unsubscribe_url") | variable_bit("has_unsubscribe"))) {
-    auto unsubscribe = public_url.empty() ? std::string()
-                                          : public_url + "/v1/unsubscribe/" + make_link_token(ledger.key, decision.channel);
-    vars.set("unsubscribe_url", unsubscribe);
-    vars.set("has_unsubscribe", !unsubscribe.empty());
-  }
+  if (want(variable_bit("unsubscribe_url"))) vars.set("unsubscribe_url", unsubscribe);
+  if (want(variable_bit("has_unsubscribe"))) vars.set("has_unsubscribe", !unsubscribe.empty());
 
   bool lines = want(variable_bit("invoices"));
   bool money = want(variable_bit("amount_due") | variable_bit("amount_paid") | variable_bit("total_due"));
@@ -238,7 +234,13 @@ Result<RenderedMessage> Renderer::render_variant(const rules::Decision& decision
     entries[i] = catalog.find(locale, policy.default_locale(), channel, decision.template_name, tone, parts[i], wanted);
     if (entries[i] != nullptr) used |= entries[i]->used_variables;
   }
-  auto vars = variables(decision, ledger, policy, locale, library_->public_url(), used);
+  // The one-click unsubscribe link, signed once (HMAC) for the template and the email headers.
+  std::string unsubscribe;
+  if (!library_->public_url().empty() &&
+      (decision.channel == v1::EMAIL || (used & (variable_bit("unsubscribe_url") | variable_bit("has_unsubscribe"))))) {
+    unsubscribe = library_->public_url() + "/v1/unsubscribe/" + make_link_token(ledger.key, decision.channel);
+  }
+  auto vars = variables(decision, ledger, policy, locale, unsubscribe, used);
   if (!vars) return vars.error();
 
   if (channel.empty()) return Error{"render_failed", "no template for this channel", false};
@@ -278,7 +280,7 @@ Result<RenderedMessage> Renderer::render_variant(const rules::Decision& decision
       msg.text = std::move(text).value();
       msg.html = std::move(html).value();
       if (!library_->public_url().empty()) {
-        msg.unsubscribe_url = library_->public_url() + "/v1/unsubscribe/" + make_link_token(ledger.key, decision.channel);
+        msg.unsubscribe_url = unsubscribe;
       }
       break;
     }
