@@ -5,6 +5,7 @@
 
 #include "channels/channel.h"
 #include "config/config_loader.h"
+#include "kafka/kafka_client.h"
 #include "relance/v1/config.pb.h"
 
 namespace relance::channels {
@@ -13,7 +14,9 @@ using ChannelMap = std::map<relance::v1::Channel, ChannelAdapterPtr>;
 
 // Builds the adapters the configuration asks for. With no provider configured at all, every
 // channel goes to the capture adapter, so a fresh install shows what it would send.
-ChannelMap make_channels(const relance::v1::Config& config, const config::Environment& env);
+// With a producer, call tasks go to the call-task topic (in the embedded default too).
+ChannelMap make_channels(const relance::v1::Config& config, const config::Environment& env,
+                         kafka::Producer* producer = nullptr);
 
 // The channels make_channels would serve, without constructing any adapter (nothing is
 // connected or created): for decisions made without side effects, as in `relance preview`.

@@ -9,6 +9,7 @@
 
 #include "common/dates.h"
 #include "decode/event_decoder.h"
+#include "relance/v1/call_task.pb.h"
 
 namespace relance::app {
 
@@ -28,6 +29,58 @@ google::protobuf::Timestamp to_timestamp(Instant at) {
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// What the person who calls needs: who, how much, since when, what to say, and the history.
+v1::CallTask call_task_for(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
+                           const std::string& talking_points, Instant now) {
+  v1::CallTask task;
+  task.set_task_id(decision.reminder_id);
+  task.set_reminder_id(decision.reminder_id);
+  task.set_tenant_id(ledger.tenant_id);
+  auto* contact = task.mutable_customer();
+  contact->set_customer_id(ledger.customer.customer_id().empty() ? ledger.key : ledger.customer.customer_id());
+  contact->set_name(ledger.customer.name());
+  contact->set_phone(ledger.customer.phone());
+  contact->set_locale(ledger.customer.locale());
+  contact->set_time_zone(ledger.customer.time_zone());
+  int days_overdue = 0;
+  for (const auto& item : decision.items) {
+    auto* line = task.add_invoices();
+    line->set_invoice_id(item.invoice_id);
+    line->set_number(item.number);
+    *line->mutable_amount_due() = item.amount_due;
+    line->set_due_on(item.due_on);
+    line->set_days_overdue(item.days_overdue);
+    line->set_payment_link(item.payment_link);
+    days_overdue = std::max(days_overdue, item.days_overdue);
+  }
+  *task.mutable_total_due() = decision.total_due;
+  task.set_days_overdue(days_overdue);
+  task.set_stage(decision.stage);
+  task.set_tone(decision.tone);
+  std::size_t start = 0;
+  while (start < talking_points.size()) {
+    auto end = talking_points.find('\n', start);
+    if (end == std::string::npos) end = talking_points.size();
+    auto line = talking_points.substr(start, end - start);
+    if (line.find_first_not_of(" \t-•*") != std::string::npos) task.add_talking_points(line);
+    start = end + 1;
+  }
+  int sent = 0;
+  for (const auto& id : decision.invoice_ids) {
+    if (auto it = ledger.invoices.find(id); it != ledger.invoices.end()) sent += it->second.reminders_sent;
+  }
+  std::string history = std::to_string(sent) + " reminder(s) sent for these invoices; " +
+                        std::to_string(ledger.late_invoices.size()) + " invoice(s) late on record";
+  if (decision.recurring_late_payer) history += "; recurring late payer: ask for a deposit or upfront payment";
+  task.set_history_summary(history);
+  task.set_priority(decision.kind == rules::ActionKind::kEscalation || decision.tier == rules::AmountTierKind::kLarge
+                        ? v1::CallTask::HIGH
+                        : v1::CallTask::NORMAL);
+  *task.mutable_created_at() = to_timestamp(now);
+  *task.mutable_due_by() = to_timestamp(now + std::chrono::hours(48));
+  return task;
 }
 
 }  // namespace
@@ -56,7 +109,8 @@ void Gateway::start() {
   kafka::Properties props(kc.properties().begin(), kc.properties().end());
   props["bootstrap.servers"] = bootstrap_;
   producer_ = std::make_unique<kafka::Producer>(props);
-  producer_->require_topics({kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.outcome_topic()},
+  producer_->require_topics({kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic(),
+                             kc.outcome_topic()},
                             std::chrono::seconds(30));
 
   facts_producer_ = std::make_unique<kafka::Producer>(props);
@@ -71,7 +125,7 @@ void Gateway::start() {
 
   ledger_ = ledger::make_in_memory_ledger();
   outbox_ = outbox::make_in_memory_outbox();
-  channels_ = channels::make_channels(config_, env_);
+  channels_ = channels::make_channels(config_, env_, producer_.get());
   std::set<v1::Channel> available;
   for (const auto& [channel, adapter] : channels_) {
     available.insert(channel);
@@ -326,6 +380,9 @@ std::optional<Instant> Gateway::execute(const rules::Decision& decision, const l
     publish(decision, ledger, v1::FAILED, "", &failure);
     record(decision, key, false, true, false);
     return std::nullopt;
+  }
+  if (decision.channel == v1::CALL_TASK) {
+    rendered->payload = call_task_for(decision, ledger, rendered->text, clock_->now()).SerializeAsString();
   }
   auto& adapter = channels_.at(decision.channel);
   std::optional<Instant> retry_at;

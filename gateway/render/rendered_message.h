@@ -27,6 +27,8 @@ struct RenderedMessage {
   // One-click unsubscribe (RFC 8058) for this customer and channel; empty when the gateway has
   // no public URL.
   std::string unsubscribe_url;
+  // A structured message for channels that carry one (a serialized relance.v1.CallTask).
+  std::string payload;
   // WhatsApp outside the 24-hour window: the approved template and its variables as a JSON
   // object ({"1": "...", "2": "..."}); empty when policy.messages maps none.
   std::string content_sid;

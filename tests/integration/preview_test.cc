@@ -277,17 +277,19 @@ TEST(PreviewFunction, AvailableChannelsAreThoseTheGatewayBuilds) {
     for (const auto& [channel, adapter] : map) out.insert(channel);
     return out;
   };
+  // The gateway always has a producer: call tasks go to their topic. This one never connects.
+  kafka::Producer producer(kafka::Properties{{"bootstrap.servers", "127.0.0.1:1"}});
   auto config = config::default_config();
   config.mutable_channels()->mutable_capture()->set_dir((dir.path() / "outbox").string());
-  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {})));
+  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer)));
 
   config.mutable_channels()->mutable_email()->set_smtp_url("smtp://127.0.0.1:2525");
   config.mutable_channels()->mutable_email()->set_from("billing@example.fr");
-  EXPECT_EQ(channels::available_channels(config), std::set<v1::Channel>{v1::EMAIL});
-  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {})));
+  EXPECT_EQ(channels::available_channels(config), (std::set<v1::Channel>{v1::EMAIL, v1::CALL_TASK}));
+  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer)));
 
   config.mutable_channels()->mutable_capture()->set_always(true);
-  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {})));
+  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer)));
 }
 
 // ---- Over HTTP ----

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <fstream>
 
+#include "relance/v1/call_task.pb.h"
 #include "relance/v1/delivery.pb.h"
 #include "rules/reminder_rules.h"
 #include "support/gateway_process.h"
@@ -56,7 +57,8 @@ class SkeletonFlowTest : public ::testing::Test {
     dlq_ = "relance.dlq." + suffix_;
     outcomes_ = "relance.reminder-outcomes." + suffix_;
     // One partition: records are processed in the order they are produced.
-    create_topics(bootstrap_, {input_, delivery_, dlq_, outcomes_, "relance.call-tasks." + suffix_}, 1);
+    calls_ = "relance.call-tasks." + suffix_;
+    create_topics(bootstrap_, {input_, delivery_, dlq_, outcomes_, calls_}, 1);
 
     work_ = fs::temp_directory_path() / ("relance-it-" + suffix_);
     fs::create_directories(work_);
@@ -186,7 +188,7 @@ class SkeletonFlowTest : public ::testing::Test {
   }
 
   std::map<std::string, std::string> rig_;
-  std::string bootstrap_, suffix_, input_, delivery_, dlq_, outcomes_;
+  std::string bootstrap_, suffix_, input_, delivery_, dlq_, outcomes_, calls_;
   fs::path maildir_, work_;
   std::unique_ptr<GatewayProcess> gateway_;
 };
@@ -400,6 +402,40 @@ TEST_F(SkeletonFlowTest, AFrenchEmailCarriesOneClickUnsubscribeAndThePostStopsEm
   // One opt-out fact on the input topic: the GET and the forged link added nothing.
   auto input = read_topic(bootstrap_, input_, 3, 30s, 1s);
   EXPECT_EQ(input.size(), 3u);
+}
+
+TEST_F(SkeletonFlowTest, ALargeAmountBecomesACallTaskWithTheEmailAlongside) {
+  start_gateway();
+  auto spec = overdue_invoice("large");
+  spec.amount_due = 720'000;  // 7,200.00 EUR: the large tier
+  auto event = invoice_issued(spec);
+  event.mutable_invoice_issued()->mutable_customer()->set_phone("+33612345678");
+  event.mutable_invoice_issued()->mutable_customer()->set_country("FR");
+  produce(bootstrap_, input_, spec.customer_id, serialize(event));
+
+  auto records = read_topic(bootstrap_, calls_, 1, 60s, 1s);
+  ASSERT_EQ(records.size(), 1u) << gateway_->log();
+  EXPECT_EQ(records[0].key, spec.customer_id);
+  v1::CallTask task;
+  ASSERT_TRUE(task.ParseFromString(records[0].value));
+  EXPECT_EQ(task.customer().phone(), "+33612345678");
+  EXPECT_EQ(task.stage(), "first_reminder");
+  ASSERT_EQ(task.invoices_size(), 1);
+  EXPECT_EQ(task.invoices(0).number(), spec.number);
+  EXPECT_EQ(task.total_due().minor_units(), 720'000);
+  EXPECT_EQ(task.priority(), v1::CallTask::HIGH);
+  EXPECT_GT(task.talking_points_size(), 0);
+  EXPECT_FALSE(task.history_summary().empty());
+
+  auto mails = wait_for_mail(spec.email);
+  ASSERT_EQ(mails.size(), 1u) << gateway_->log();
+  auto events = delivery_events(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].channel(), v1::CALL_TASK);
+  EXPECT_EQ(events[0].provider(), "kafka");
+  EXPECT_EQ(events[0].status(), v1::SENT);
+  EXPECT_EQ(events[1].channel(), v1::EMAIL);
+  EXPECT_EQ(events[1].status(), v1::SENT);
 }
 
 }  // namespace
