@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <optional>
 
 #include "common/dates.h"
 #include "render/money_format.h"
@@ -13,7 +14,6 @@
 namespace relance::render {
 
 namespace v1 = relance::v1;
-using kainjow::mustache::data;
 
 namespace {
 
@@ -25,40 +25,44 @@ std::string invoice_label(const std::string& number, const std::string& id) { re
 // (template_variable_bit): a value no part of the message uses is neither computed nor set, so
 // an SMS formats no per-invoice lines and signs no unsubscribe link. Templates test flags rather
 // than strings: in mustache an empty string still opens a section.
-Result<data> variables(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
-                       const v1::PolicyConfig& policy, const std::string& locale, const std::string& unsubscribe,
-                       uint64_t used = ~uint64_t{0}) {
+Result<TemplateValues> variables(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
+                                 const v1::PolicyConfig& policy, const std::string& locale,
+                                 const std::string& unsubscribe, uint64_t used = ~uint64_t{0}) {
   const auto& customer = ledger.customer;
   auto want = [used](uint64_t bit) { return (used & bit) != 0; };
   bool french = is_french(locale);
-  data vars;
+  TemplateValues vars;
   if (want(variable_bit("customer_name"))) {
-    vars.set("customer_name",
+    vars.set(variable_bit("customer_name"),
              customer.name().empty() ? std::string(french ? "Madame, Monsieur" : "customer") : customer.name());
   }
-  if (want(variable_bit("company_name"))) vars.set("company_name", policy.company_name());
-  if (want(variable_bit("company_contact"))) vars.set("company_contact", policy.messages().company_contact());
+  if (want(variable_bit("company_name"))) vars.set(variable_bit("company_name"), policy.company_name());
+  if (want(variable_bit("company_contact")))
+    vars.set(variable_bit("company_contact"), policy.messages().company_contact());
   if (want(variable_bit("has_company_contact"))) {
-    vars.set("has_company_contact", !policy.messages().company_contact().empty());
+    vars.set_flag(variable_bit("has_company_contact"), !policy.messages().company_contact().empty());
   }
-  if (want(variable_bit("stage"))) vars.set("stage", decision.stage);
+  if (want(variable_bit("stage"))) vars.set(variable_bit("stage"), decision.stage);
   auto tone = tone_name(decision.tone);
-  if (want(variable_bit("tone"))) vars.set("tone", tone);
-  if (want(variable_bit("tone_friendly"))) vars.set("tone_friendly", tone == "friendly");
-  if (want(variable_bit("tone_courteous"))) vars.set("tone_courteous", tone == "courteous");
-  if (want(variable_bit("tone_firm"))) vars.set("tone_firm", tone == "firm");
-  if (want(variable_bit("tone_final"))) vars.set("tone_final", tone == "final");
-  if (want(variable_bit("offer_payment_plan"))) vars.set("offer_payment_plan", decision.offer_payment_plan);
-  if (want(variable_bit("mention_late_terms"))) vars.set("mention_late_terms", decision.mention_late_terms);
-  if (want(variable_bit("recurring_late_payer"))) vars.set("recurring_late_payer", decision.recurring_late_payer);
-  if (want(variable_bit("escalation"))) vars.set("escalation", decision.kind == rules::ActionKind::kEscalation);
-  if (want(variable_bit("unsubscribe_url"))) vars.set("unsubscribe_url", unsubscribe);
-  if (want(variable_bit("has_unsubscribe"))) vars.set("has_unsubscribe", !unsubscribe.empty());
+  if (want(variable_bit("tone"))) vars.set(variable_bit("tone"), tone);
+  if (want(variable_bit("tone_friendly"))) vars.set_flag(variable_bit("tone_friendly"), tone == "friendly");
+  if (want(variable_bit("tone_courteous"))) vars.set_flag(variable_bit("tone_courteous"), tone == "courteous");
+  if (want(variable_bit("tone_firm"))) vars.set_flag(variable_bit("tone_firm"), tone == "firm");
+  if (want(variable_bit("tone_final"))) vars.set_flag(variable_bit("tone_final"), tone == "final");
+  if (want(variable_bit("offer_payment_plan")))
+    vars.set_flag(variable_bit("offer_payment_plan"), decision.offer_payment_plan);
+  if (want(variable_bit("mention_late_terms")))
+    vars.set_flag(variable_bit("mention_late_terms"), decision.mention_late_terms);
+  if (want(variable_bit("recurring_late_payer")))
+    vars.set_flag(variable_bit("recurring_late_payer"), decision.recurring_late_payer);
+  if (want(variable_bit("escalation")))
+    vars.set_flag(variable_bit("escalation"), decision.kind == rules::ActionKind::kEscalation);
+  if (want(variable_bit("unsubscribe_url"))) vars.set(variable_bit("unsubscribe_url"), unsubscribe);
+  if (want(variable_bit("has_unsubscribe"))) vars.set_flag(variable_bit("has_unsubscribe"), !unsubscribe.empty());
 
   bool lines = want(variable_bit("invoices"));
   bool money = want(variable_bit("amount_due") | variable_bit("amount_paid") | variable_bit("total_due"));
   bool dates = want(variable_bit("due_date"));
-  kainjow::mustache::list invoices;
   std::string numbers;
   std::size_t count = 0;
   if (decision.kind == rules::ActionKind::kThankYou) {
@@ -69,21 +73,16 @@ Result<data> variables(const rules::Decision& decision, const ledger::CustomerLe
     count = 1;
     auto amount = money || lines ? format_money(invoice.amount_total(), locale) : std::string();
     if (lines) {
-      data line;
-      line.set("number", numbers);
-      line.set("amount_due", amount);
-      line.set("due_date", format_date(invoice.due_on(), locale));
-      line.set("days_overdue", std::string("0"));
-      line.set("payment_link", invoice.payment_link());
-      invoices.push_back(line);
+      vars.invoices.push_back(
+          {numbers, amount, format_date(invoice.due_on(), locale), std::string("0"), invoice.payment_link()});
     }
-    if (want(variable_bit("amount_due"))) vars.set("amount_due", amount);
-    if (want(variable_bit("amount_paid"))) vars.set("amount_paid", amount);
-    if (want(variable_bit("total_due"))) vars.set("total_due", amount);
-    if (dates) vars.set("due_date", format_date(invoice.due_on(), locale));
-    if (want(variable_bit("days_overdue"))) vars.set("days_overdue", std::string("0"));
-    if (want(variable_bit("overdue"))) vars.set("overdue", false);
-    if (want(variable_bit("payment_link"))) vars.set("payment_link", invoice.payment_link());
+    if (want(variable_bit("amount_due"))) vars.set(variable_bit("amount_due"), amount);
+    if (want(variable_bit("amount_paid"))) vars.set(variable_bit("amount_paid"), amount);
+    if (want(variable_bit("total_due"))) vars.set(variable_bit("total_due"), amount);
+    if (dates) vars.set(variable_bit("due_date"), format_date(invoice.due_on(), locale));
+    if (want(variable_bit("days_overdue"))) vars.set(variable_bit("days_overdue"), std::string("0"));
+    if (want(variable_bit("overdue"))) vars.set_flag(variable_bit("overdue"), false);
+    if (want(variable_bit("payment_link"))) vars.set(variable_bit("payment_link"), invoice.payment_link());
   } else {
     if (decision.items.empty()) return Error{"render_failed", "decision names no invoice", false};
     std::string earliest_due = decision.items.front().due_on;
@@ -93,33 +92,28 @@ Result<data> variables(const rules::Decision& decision, const ledger::CustomerLe
       numbers += (numbers.empty() ? "" : ", ") + number;
       ++count;
       if (lines) {
-        data line;
-        line.set("number", number);
-        line.set("amount_due", format_money(item.amount_due, locale));
-        line.set("due_date", format_date(item.due_on, locale));
-        line.set("days_overdue", std::to_string(item.days_overdue));
-        line.set("payment_link", item.payment_link);
-        invoices.push_back(line);
+        vars.invoices.push_back({number, format_money(item.amount_due, locale), format_date(item.due_on, locale),
+                                 std::to_string(item.days_overdue), item.payment_link});
       }
       earliest_due = std::min(earliest_due, item.due_on);
       most_overdue = std::max(most_overdue, item.days_overdue);
     }
     if (money) {
       auto total = format_money(decision.total_due, locale);
-      if (want(variable_bit("amount_due"))) vars.set("amount_due", total);
-      if (want(variable_bit("amount_paid"))) vars.set("amount_paid", total);
-      if (want(variable_bit("total_due"))) vars.set("total_due", total);
+      if (want(variable_bit("amount_due"))) vars.set(variable_bit("amount_due"), total);
+      if (want(variable_bit("amount_paid"))) vars.set(variable_bit("amount_paid"), total);
+      if (want(variable_bit("total_due"))) vars.set(variable_bit("total_due"), total);
     }
-    if (dates) vars.set("due_date", format_date(earliest_due, locale));
-    if (want(variable_bit("days_overdue"))) vars.set("days_overdue", std::to_string(most_overdue));
-    if (want(variable_bit("overdue"))) vars.set("overdue", most_overdue > 0);
+    if (dates) vars.set(variable_bit("due_date"), format_date(earliest_due, locale));
+    if (want(variable_bit("days_overdue"))) vars.set(variable_bit("days_overdue"), std::to_string(most_overdue));
+    if (want(variable_bit("overdue"))) vars.set_flag(variable_bit("overdue"), most_overdue > 0);
     // One link for the message: the first invoice's (a grouped message lists each one's too).
-    if (want(variable_bit("payment_link"))) vars.set("payment_link", decision.items.front().payment_link);
+    if (want(variable_bit("payment_link"))) vars.set(variable_bit("payment_link"), decision.items.front().payment_link);
   }
-  if (want(variable_bit("invoice_count"))) vars.set("invoice_count", std::to_string(count));
-  if (want(variable_bit("grouped"))) vars.set("grouped", count > 1);
-  if (want(variable_bit("invoice_number"))) vars.set("invoice_number", numbers);
-  if (lines) vars.set("invoices", invoices);
+  if (want(variable_bit("invoice_count"))) vars.set(variable_bit("invoice_count"), std::to_string(count));
+  if (want(variable_bit("grouped"))) vars.set_flag(variable_bit("grouped"), count > 1);
+  if (want(variable_bit("invoice_number"))) vars.set(variable_bit("invoice_number"), numbers);
+  vars.invoices_set = lines;
   return vars;
 }
 
@@ -245,6 +239,7 @@ Result<RenderedMessage> Renderer::render_variant(const rules::Decision& decision
 
   if (channel.empty()) return Error{"render_failed", "no template for this channel", false};
   bool variant_used = false;
+  std::optional<MustacheData> data;  // built once, for the first part outside the flat subset
   auto part = [&](const std::string& name) -> Result<std::string> {
     const TemplateEntry* entry = nullptr;
     for (std::size_t i = 0; i < parts.size() && i < entries.size(); ++i) {
@@ -255,7 +250,9 @@ Result<RenderedMessage> Renderer::render_variant(const rules::Decision& decision
       return Error{"template_missing",
                    "no template " + decision.template_name + " (" + channel + ", " + name + ") for " + locale, false};
     }
-    return entry->render(vars.value());
+    if (entry->flat) return entry->render_flat(vars.value());
+    if (!data) data = vars.value().to_data();
+    return entry->render(*data);
   };
 
   RenderedMessage msg;
@@ -303,12 +300,12 @@ Result<RenderedMessage> Renderer::render_variant(const rules::Decision& decision
         msg.content_sid = mapping->content_sid();
         std::string json = "{";
         for (int i = 0; i < mapping->variables_size(); ++i) {
-          const auto* value = vars.value().get(mapping->variables(i));
-          if (value == nullptr || !value->is_string()) {
+          const auto* value = vars.value().find_text(mapping->variables(i));
+          if (value == nullptr) {
             return Error{"render_failed",
                          "whatsapp template variable '" + mapping->variables(i) + "' has no text value", false};
           }
-          json += (i == 0 ? "" : ",") + json_string(std::to_string(i + 1)) + ":" + json_string(value->string_value());
+          json += (i == 0 ? "" : ",") + json_string(std::to_string(i + 1)) + ":" + json_string(*value);
         }
         msg.content_variables = json + "}";
       }

@@ -89,7 +89,20 @@ void compile(TemplateEntry& e) {
   if (e.part != "html") compiled->set_custom_escape([](const std::string& s) { return s; });
   e.compiled = std::move(compiled);
   e.used_variables = variables_used(e.source);
+  e.flat = compile_flat(e.source, e.pieces);
+  if (!e.flat) e.pieces.clear();
+  for (auto& piece : e.pieces) piece.escaped = piece.kind == TemplatePiece::kVariable && e.part == "html";
 }
+
+constexpr uint64_t kFlagVariables =
+    variable_bit("has_company_contact") | variable_bit("tone_friendly") | variable_bit("tone_courteous") |
+    variable_bit("tone_firm") | variable_bit("tone_final") | variable_bit("offer_payment_plan") |
+    variable_bit("mention_late_terms") | variable_bit("recurring_late_payer") | variable_bit("escalation") |
+    variable_bit("has_unsubscribe") | variable_bit("overdue") | variable_bit("grouped");
+constexpr uint64_t kTextVariables =
+    ((uint64_t{1} << kTemplateVariables.size()) - 1) & ~kFlagVariables & ~variable_bit("invoices");
+constexpr std::array<std::string_view, 5> kInvoiceFields{"number", "amount_due", "due_date", "days_overdue",
+                                                         "payment_link"};
 
 }  // namespace
 
@@ -121,6 +134,212 @@ uint64_t variables_used(const std::string& source) {
     }
   }
   return used;
+}
+
+bool compile_flat(const std::string& source, std::vector<TemplatePiece>& pieces) {
+  pieces.clear();
+  std::vector<std::size_t> open_sections;  // indices of the section pieces still open
+  std::size_t pos = 0;
+  auto add_text = [&pieces](std::string_view text) {
+    // Line breaks apart, as kainjow's parser makes them components of their own.
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < text.size();) {
+      std::size_t n = text.compare(i, 2, "\r\n") == 0 ? 2 : (text[i] == '\n' || text[i] == '\r') ? 1 : 0;
+      if (n == 0) {
+        ++i;
+        continue;
+      }
+      if (i > start) pieces.push_back(TemplatePiece{TemplatePiece::kText, std::string(text.substr(start, i - start))});
+      pieces.push_back(TemplatePiece{TemplatePiece::kNewline, std::string(text.substr(i, n))});
+      i += n;
+      start = i;
+    }
+    if (start < text.size()) pieces.push_back(TemplatePiece{TemplatePiece::kText, std::string(text.substr(start))});
+  };
+  while (pos < source.size()) {
+    auto open = source.find("{{", pos);
+    if (open == std::string::npos) open = source.size();
+    if (open > pos) add_text(std::string_view(source).substr(pos, open - pos));
+    if (open == source.size()) break;
+    auto close = source.find("}}", open + 2);
+    if (close == std::string::npos) return false;
+    std::string_view name(source.data() + open + 2, close - open - 2);
+    pos = close + 2;
+    char sigil = name.empty() ? '\0' : name.front();
+    if (sigil == '#' || sigil == '^' || sigil == '/') name.remove_prefix(1);
+    // Only a bare name, [a-z_]+: anything else goes through kainjow.
+    if (name.empty() ||
+        !std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; })) {
+      return false;
+    }
+    bool in_invoices = std::any_of(open_sections.begin(), open_sections.end(),
+                                   [&pieces](std::size_t s) { return pieces[s].kind == TemplatePiece::kInvoices; });
+    int index = -1;
+    for (std::size_t i = 0; i < kTemplateVariables.size(); ++i) {
+      if (kTemplateVariables[i] == name) index = static_cast<int>(i);
+    }
+    // Inside {{#invoices}}, an invoice line's own field before the message's variable.
+    if (in_invoices && sigil != '/') {
+      for (std::size_t f = 0; f < kInvoiceFields.size(); ++f) {
+        if (kInvoiceFields[f] == name) index = TemplatePiece::kInvoiceField + static_cast<int>(f);
+      }
+      if (index >= TemplatePiece::kInvoiceField) {
+        if (sigil == '#' || sigil == '^') return false;
+        TemplatePiece piece;
+        piece.kind = TemplatePiece::kVariable;
+        piece.variable = index;
+        pieces.push_back(std::move(piece));
+        continue;
+      }
+    }
+    if (index < 0) return false;
+    auto bit = uint64_t{1} << index;
+    if (sigil == '#' && bit == variable_bit("invoices") && !in_invoices) {
+      open_sections.push_back(pieces.size());
+      TemplatePiece piece;
+      piece.kind = TemplatePiece::kInvoices;
+      piece.variable = index;
+      pieces.push_back(std::move(piece));
+      continue;
+    }
+    if (sigil == '#' || sigil == '^') {
+      if ((bit & kFlagVariables) == 0) return false;
+      open_sections.push_back(pieces.size());
+      TemplatePiece piece;
+      piece.kind = sigil == '#' ? TemplatePiece::kSection : TemplatePiece::kInverted;
+      piece.variable = index;
+      pieces.push_back(std::move(piece));
+    } else if (sigil == '/') {
+      if (open_sections.empty() || pieces[open_sections.back()].variable != index) return false;
+      pieces[open_sections.back()].end = pieces.size();
+      open_sections.pop_back();
+    } else {
+      if ((bit & kTextVariables) == 0) return false;
+      TemplatePiece piece;
+      piece.kind = TemplatePiece::kVariable;
+      piece.variable = index;
+      pieces.push_back(std::move(piece));
+    }
+  }
+  return open_sections.empty();
+}
+
+namespace {
+
+// kainjow's line buffer: a line is written out at its line break (or at the end), unless a
+// section was rendered in it and it holds nothing but spaces and tabs.
+struct FlatRender {
+  const TemplateValues& values;
+  const std::vector<TemplatePiece>& pieces;
+  std::string out;
+  std::string line;
+  bool contained_section = false;
+  const std::array<std::string, 5>* invoice = nullptr;  // the invoice line being rendered
+
+  void end_line(const std::string* newline) {
+    bool blank = std::all_of(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\t'; });
+    if (!(contained_section && blank)) {
+      out += line;
+      if (newline != nullptr) out += *newline;
+    }
+    line.clear();
+    contained_section = false;
+  }
+
+  void run(std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end;) {
+      const auto& piece = pieces[i];
+      auto v = static_cast<std::size_t>(piece.variable);
+      switch (piece.kind) {
+        case TemplatePiece::kText:
+          line += piece.text;
+          ++i;
+          break;
+        case TemplatePiece::kNewline:
+          end_line(&piece.text);
+          ++i;
+          break;
+        case TemplatePiece::kVariable:
+          if (piece.variable >= TemplatePiece::kInvoiceField) {
+            const auto& field = (*invoice)[v - TemplatePiece::kInvoiceField];
+            if (piece.escaped) {
+              line += kainjow::mustache::html_escape<std::string>(field);
+            } else {
+              line += field;
+            }
+          } else if ((values.text_set >> v) & 1) {
+            if (piece.escaped) {
+              line += kainjow::mustache::html_escape<std::string>(values.text[v]);
+            } else {
+              line += values.text[v];
+            }
+          }
+          ++i;
+          break;
+        case TemplatePiece::kSection:
+        case TemplatePiece::kInverted: {
+          // An unset flag is no value: its section is skipped, its inverted section rendered.
+          bool truthy = ((values.flags_set >> v) & 1) != 0 && ((values.flags >> v) & 1) != 0;
+          if (truthy == (piece.kind == TemplatePiece::kSection)) {
+            contained_section = true;
+            run(i + 1, piece.end);
+            contained_section = true;
+          }
+          i = piece.end;
+          break;
+        }
+        case TemplatePiece::kInvoices:
+          // A list section: rendered once per line, skipped for no list or an empty one.
+          if (values.invoices_set) {
+            for (const auto& line_values : values.invoices) {
+              invoice = &line_values;
+              contained_section = true;
+              run(i + 1, piece.end);
+              contained_section = true;
+            }
+            invoice = nullptr;
+          }
+          i = piece.end;
+          break;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+const std::string* TemplateValues::find_text(std::string_view name) const {
+  for (std::size_t i = 0; i < kTemplateVariables.size(); ++i) {
+    if (kTemplateVariables[i] == name) return (text_set >> i) & 1 ? &text[i] : nullptr;
+  }
+  return nullptr;
+}
+
+MustacheData TemplateValues::to_data() const {
+  MustacheData vars;
+  for (std::size_t i = 0; i < kTemplateVariables.size(); ++i) {
+    std::string name(kTemplateVariables[i]);
+    if ((text_set >> i) & 1) vars.set(name, text[i]);
+    if ((flags_set >> i) & 1) vars.set(name, ((flags >> i) & 1) != 0);
+  }
+  if (invoices_set) {
+    kainjow::mustache::list lines;
+    for (const auto& invoice : invoices) {
+      MustacheData line;
+      for (std::size_t f = 0; f < kInvoiceFields.size(); ++f) line.set(std::string(kInvoiceFields[f]), invoice[f]);
+      lines.push_back(line);
+    }
+    vars.set("invoices", lines);
+  }
+  return vars;
+}
+
+std::string TemplateEntry::render_flat(const TemplateValues& values) const {
+  FlatRender r{values, pieces, {}, {}, false, nullptr};
+  r.out.reserve(source.size() + source.size() / 2);
+  r.run(0, pieces.size());
+  r.end_line(nullptr);
+  return std::move(r.out);
 }
 
 std::string TemplateEntry::render(const MustacheData& data) const {

@@ -2,6 +2,7 @@
 
 #include <kainjow/mustache.hpp>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,6 +41,51 @@ consteval uint64_t variable_bit(std::string_view name) {
 // delimiter change, an unclosed tag).
 uint64_t variables_used(const std::string& source);
 
+// The values of one message's variables, as plain strings and flags rather than a mustache
+// data map: index i is kTemplateVariables[i]. Only the variables the message's parts name are set.
+struct TemplateValues {
+  std::array<std::string, kTemplateVariables.size()> text;  // the text variables
+  uint64_t text_set = 0;                                    // which of `text` are set
+  uint64_t flags = 0;                                       // the flag variables' values
+  uint64_t flags_set = 0;                                   // which flag variables are set
+  // {{#invoices}} lines: number, amount_due, due_date, days_overdue, payment_link.
+  std::vector<std::array<std::string, 5>> invoices;
+  bool invoices_set = false;
+
+  void set(uint64_t bit, std::string value) {
+    text[static_cast<std::size_t>(std::countr_zero(bit))] = std::move(value);
+    text_set |= bit;
+  }
+  void set_flag(uint64_t bit, bool value) {
+    flags_set |= bit;
+    if (value) flags |= bit;
+  }
+  // The text value of a variable by name, or nullptr when it has none.
+  const std::string* find_text(std::string_view name) const;
+  // The same values as a mustache data map, for templates outside the flat subset.
+  MustacheData to_data() const;
+};
+
+// A template made only of literal text, {{name}} variables of text values, sections
+// ({{#flag}}, {{^flag}}) on flag values and the {{#invoices}} list section, not nested (no
+// comment, partial, delimiter change or other tag), compiled to a list of pieces at load: what an SMS template usually
+// is. Rendered as kainjow renders it, line by line: a line in which a section was rendered and which holds only spaces
+// and tabs is dropped with its line break.
+struct TemplatePiece {
+  enum Kind : uint8_t { kText, kNewline, kVariable, kSection, kInverted, kInvoices };
+  // kVariable inside {{#invoices}}: kInvoiceField + the field's index (number, amount_due,
+  // due_date, days_overdue, payment_link) for the invoice line's own value.
+  static constexpr int kInvoiceField = 64;
+  Kind kind = kText;
+  std::string text;      // kText, kNewline: the text ("\n", "\r\n" or "\r" for a line break)
+  int variable = -1;     // kVariable, kSection, kInverted, kInvoices: index in kTemplateVariables
+  bool escaped = false;  // kVariable: HTML-escaped (html parts)
+  std::size_t end = 0;   // kSection, kInverted, kInvoices: index of the first piece after the section
+};
+
+// Compiles `source` into flat pieces; false when it uses anything outside the flat subset.
+bool compile_flat(const std::string& source, std::vector<TemplatePiece>& pieces);
+
 // One template file: <locale>/<channel>/<name>[@<variant>][.<tone>].<part>.mustache, parsed once.
 struct TemplateEntry {
   std::string origin;  // where it came from, for messages: "built-in:fr/sms/x.text.mustache" or a file path
@@ -53,9 +99,13 @@ struct TemplateEntry {
   bool overrides = false;  // from the tenant's folder rather than the built-in set
   std::shared_ptr<kainjow::mustache::basic_mustache<std::string>> compiled;
   uint64_t used_variables = ~uint64_t{0};  // variables_used(source)
+  bool flat = false;                       // compile_flat(source) succeeded: render from `pieces`
+  std::vector<TemplatePiece> pieces;
 
   // Text parts are not HTML-escaped; html parts are.
   std::string render(const MustacheData& data) const;
+  // Only when `flat`: the same output as render(values.to_data()).
+  std::string render_flat(const TemplateValues& values) const;
 };
 
 class TemplateLoadError : public std::runtime_error {
