@@ -10,6 +10,7 @@
 #include "common/dates.h"
 #include "decode/event_decoder.h"
 #include "relance/v1/call_task.pb.h"
+#include "rules/timeline_simulator.h"
 
 namespace relance::app {
 
@@ -305,22 +306,9 @@ void Gateway::evaluate(const std::string& key) {
 
 void Gateway::record(const rules::Decision& decision, const std::string& key, bool contacted, bool advance,
                      bool channel_failed, const std::string& template_variant) {
-  ledger::ActionRecord action;
-  action.kind = decision.kind;
-  if (advance) {
-    for (const auto& item : decision.items) action.subjects.emplace_back(item.subject_id, item.stage_index);
-  }
-  action.invoice_ids = decision.invoice_ids;
-  action.channel = decision.channel;
-  action.stage = decision.stage;
-  action.tone = decision.tone;
-  action.template_name = decision.template_name;
+  auto action = rules::action_record(decision, clock_->now(), contacted, advance);
   action.template_variant = template_variant;
-  action.at = clock_->now();
-  action.contacted = contacted;
   action.channel_failed_permanently = channel_failed;
-  action.overdue = decision.overdue;
-  action.broken_promise = decision.broken_promise && advance;
   ledger_->record(key, action);
   if (decision.kind == rules::ActionKind::kEscalation && contacted) {
     const auto& ledger = *ledger_->find(key);

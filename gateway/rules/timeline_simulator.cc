@@ -2,20 +2,26 @@
 
 namespace relance::rules {
 
-void record_accepted(ledger::CustomerLedger& ledger, const Decision& decision, Instant at) {
+ledger::ActionRecord action_record(const Decision& decision, Instant at, bool contacted, bool advance) {
   ledger::ActionRecord action;
   action.kind = decision.kind;
-  for (const auto& item : decision.items) action.subjects.emplace_back(item.subject_id, item.stage_index);
+  if (advance) {
+    for (const auto& item : decision.items) action.subjects.emplace_back(item.subject_id, item.stage_index);
+  }
   action.invoice_ids = decision.invoice_ids;
   action.channel = decision.channel;
   action.stage = decision.stage;
   action.tone = decision.tone;
   action.template_name = decision.template_name;
   action.at = at;
-  action.contacted = !decision.suppressed;
+  action.contacted = contacted;
   action.overdue = decision.overdue;
-  action.broken_promise = decision.broken_promise;
-  ledger::apply_action(ledger, action);
+  action.broken_promise = decision.broken_promise && advance;
+  return action;
+}
+
+void record_accepted(ledger::CustomerLedger& ledger, const Decision& decision, Instant at) {
+  ledger::apply_action(ledger, action_record(decision, at, !decision.suppressed, true));
 }
 
 std::vector<SimulatedAction> TimelineSimulator::run(ledger::CustomerLedger& ledger, Instant from, Instant until) const {

@@ -28,6 +28,11 @@ class TimelineSimulator {
   const ReminderRules& rules_;
 };
 
+// What the ledger learns from carrying out a decision: `advance` moves its subjects to the
+// decision's stages (false when the stage stays open for another channel), `contacted` counts it
+// towards caps and history. Shared by the gateway and the simulator so both record alike.
+ledger::ActionRecord action_record(const Decision& decision, Instant at, bool contacted, bool advance);
+
 // Records a decision in the ledger as if its send had been accepted (or suppressed).
 void record_accepted(ledger::CustomerLedger& ledger, const Decision& decision, Instant at);
 
