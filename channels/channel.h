@@ -17,6 +17,7 @@ struct SendResult {
     kRetriable,  // provably not sent (refused connection, 429, 4xx SMTP): safe to try again
     kPermanent,  // will never succeed as it is (bad address, opted out, auth refused)
     kUnknown,    // may or may not have been sent (timeout after the request): never resend blindly
+    kCancelled,  // withdrawn before it left: still_wanted() said no (paid or paused meanwhile)
   };
   Kind kind = Kind::kPermanent;
   std::string provider_message_id;
@@ -24,9 +25,23 @@ struct SendResult {
   std::string message;            // human-readable detail, free of personal data
   std::string provider_response;  // the provider's reply status, for the trail
   std::chrono::milliseconds retry_after{0};
+  // With kPermanent: the recipient asked the provider to stop (Twilio 21610); the channel is
+  // recorded as opted out for this customer, not as broken.
+  bool recipient_opted_out = false;
 };
 
 using SendCallback = std::function<void(SendResult)>;
+
+// One message handed to an adapter.
+struct Outgoing {
+  RenderedMessage message;
+  // Called exactly once, on the gateway's thread, possibly before send() returns.
+  SendCallback done;
+  // Asked just before the message leaves, after any wait for a rate limit or a free slot: false
+  // withdraws it (done gets kCancelled), so a payment that arrives meanwhile still stops it.
+  // Empty: always wanted.
+  std::function<bool()> still_wanted;
+};
 
 // One delivery channel. Adapters live in channels/<name>/, are listed in channel_registry.cc,
 // and the core names no provider.
@@ -35,8 +50,10 @@ class ChannelAdapter {
   virtual ~ChannelAdapter() = default;
   // The provider's name as it appears in delivery events ("smtp", "capture").
   virtual std::string_view provider() const = 0;
-  // Sends one message; `done` is called exactly once, possibly before send() returns.
-  virtual void send(const RenderedMessage& message, SendCallback done) = 0;
+  virtual void send(Outgoing outgoing) = 0;
+  // True when the provider later reports delivery (status callbacks): the gateway then waits
+  // for that verdict, and may fall back to the next channel without it.
+  virtual bool confirms_delivery() const { return false; }
 };
 using ChannelAdapterPtr = std::shared_ptr<ChannelAdapter>;
 

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "channels/call_task/call_task_webhook.h"
 #include "channels/channel.h"
 #include "kafka/kafka_client.h"
 
@@ -12,13 +14,16 @@ namespace relance::channels::call_task {
 // committed, like every other effect.
 class CallTaskChannel final : public ChannelAdapter {
  public:
-  CallTaskChannel(kafka::Producer& producer, std::string topic) : producer_(producer), topic_(std::move(topic)) {}
+  // With a webhook, each task is also POSTed there as JSON (a copy for a helpdesk or chat tool).
+  CallTaskChannel(kafka::Producer& producer, std::string topic, std::unique_ptr<CallTaskWebhook> webhook = nullptr)
+      : producer_(producer), topic_(std::move(topic)), webhook_(std::move(webhook)) {}
   std::string_view provider() const override { return "kafka"; }
-  void send(const RenderedMessage& message, SendCallback done) override;
+  void send(Outgoing outgoing) override;
 
  private:
   kafka::Producer& producer_;
   std::string topic_;
+  std::unique_ptr<CallTaskWebhook> webhook_;
 };
 
 }  // namespace relance::channels::call_task

@@ -11,7 +11,9 @@ CaptureChannel::CaptureChannel(std::filesystem::path dir) : dir_(std::move(dir))
   std::filesystem::create_directories(dir_);
 }
 
-void CaptureChannel::send(const RenderedMessage& message, SendCallback done) {
+void CaptureChannel::send(Outgoing outgoing) {
+  const auto& message = outgoing.message;
+  auto& done = outgoing.done;
   auto channel = relance::v1::Channel_Name(message.channel);
   auto name = message.reminder_id + "." + channel + ".txt";
   auto tmp = dir_ / ("." + name + ".tmp");

@@ -14,7 +14,7 @@ class CaptureChannel final : public ChannelAdapter {
  public:
   explicit CaptureChannel(std::filesystem::path dir);
   std::string_view provider() const override { return "capture"; }
-  void send(const RenderedMessage& message, SendCallback done) override;
+  void send(Outgoing outgoing) override;
 
  private:
   std::filesystem::path dir_;

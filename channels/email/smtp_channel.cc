@@ -3,6 +3,11 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <vector>
+
 #include "channels/email/mime_headers.h"
 
 namespace relance::channels::email {
@@ -15,24 +20,96 @@ struct SlistDeleter {
 struct MimeDeleter {
   void operator()(curl_mime* mime) const { curl_mime_free(mime); }
 };
+struct CurlDeleter {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
 using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
+using Mime = std::unique_ptr<curl_mime, MimeDeleter>;
+using Easy = std::unique_ptr<CURL, CurlDeleter>;
 
-void append(Slist& list, const std::string& line) { list.reset(curl_slist_append(list.release(), line.c_str())); }
+void append(Slist& list, const std::string& line) {
+  curl_slist* grown = curl_slist_append(list.get(), line.c_str());
+  if (grown == nullptr) throw std::bad_alloc();
+  // On success curl_slist_append returns the same head (or the new one for an empty list).
+  static_cast<void>(list.release());
+  list.reset(grown);
+}
 
-struct GlobalInit {
-  GlobalInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+// Everything libcurl reads while one message is on the wire: it keeps pointers to the lists,
+// the MIME tree and the error buffer, not copies, so they live until the transfer completes.
+struct Transfer {
+  Outgoing outgoing;
+  std::string message_id;
+  Slist recipients;
+  Slist headers;
+  Mime mime;
+  char error[CURL_ERROR_SIZE] = {};
+};
+
+// Resets a flag when a scope ends, even through an exception.
+class FlagGuard {
+ public:
+  explicit FlagGuard(bool& flag) : flag_(flag) { flag_ = true; }
+  ~FlagGuard() { flag_ = false; }
+  FlagGuard(const FlagGuard&) = delete;
+  FlagGuard& operator=(const FlagGuard&) = delete;
+
+ private:
+  bool& flag_;
 };
 
 }  // namespace
 
-SmtpChannel::SmtpChannel(relance::v1::EmailChannelConfig config, std::string password)
-    : config_(std::move(config)), password_(std::move(password)) {
-  static GlobalInit init;
-  message_id_domain_ = config_.message_id_domain().empty() ? domain_of(config_.from()) : config_.message_id_domain();
-  curl_.reset(curl_easy_init());
+// Shared with the completions handed to the loop, so a transfer that is still on the wire when
+// the adapter goes away finds its handle, its data and its `done` intact.
+struct SmtpChannel::Core : std::enable_shared_from_this<SmtpChannel::Core> {
+  Core(relance::v1::EmailChannelConfig config_in, std::string password_in, http::TransferLoop& loop_in)
+      : config(std::move(config_in)), password(std::move(password_in)), loop(loop_in) {
+    message_id_domain = config.message_id_domain().empty() ? domain_of(config.from()) : config.message_id_domain();
+    from = "<" + config.from() + ">";
+    timeout_ms = google::protobuf::util::TimeUtil::DurationToMilliseconds(config.timeout());
+  }
+
+  ~Core() {
+    // Only reached with transfers left when the loop itself is being destroyed: free their
+    // MIME trees while the easy handles they were bound to still exist.
+    in_flight.clear();
+  }
+
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  void pump();
+  void start(Outgoing outgoing);
+  void finish(CURL* easy, CURLcode code);
+  CURL* acquire();
+  void configure(CURL* easy, Transfer& transfer);
+
+  relance::v1::EmailChannelConfig config;
+  std::string password;
+  std::string message_id_domain;
+  std::string from;
+  std::int64_t timeout_ms = 0;
+  http::TransferLoop& loop;
+
+  std::vector<Easy> handles;  // every easy handle created, at most kMaxInFlight
+  std::vector<CURL*> idle;    // those not on the wire
+  std::deque<Outgoing> queue;
+  std::map<CURL*, std::unique_ptr<Transfer>> in_flight;
+  bool pumping = false;
+};
+
+SmtpChannel::SmtpChannel(relance::v1::EmailChannelConfig config, std::string password, http::TransferLoop& loop)
+    : core_(std::make_shared<Core>(std::move(config), std::move(password), loop)) {}
+
+SmtpChannel::~SmtpChannel() {
+  // Messages still waiting for a slot are abandoned; those on the wire keep the core alive
+  // through their completions and finish normally.
+  core_->queue.clear();
 }
 
-SmtpChannel::~SmtpChannel() = default;
+std::size_t SmtpChannel::in_flight() const { return core_->in_flight.size(); }
+std::size_t SmtpChannel::queued() const { return core_->queue.size(); }
 
 SendResult SmtpChannel::classify(CURLcode code, long smtp_reply, const std::string& detail, bool data_started) {
   using Kind = SendResult::Kind;
@@ -73,66 +150,144 @@ SendResult SmtpChannel::classify(CURLcode code, long smtp_reply, const std::stri
   return r;
 }
 
-void SmtpChannel::send(const RenderedMessage& message, SendCallback done) {
-  CURL* curl = curl_.get();
-  curl_easy_reset(curl);
-  char error[CURL_ERROR_SIZE] = {0};
-  auto message_id = "<" + message.reminder_id + "@" + message_id_domain_ + ">";
+void SmtpChannel::send(Outgoing outgoing) {
+  // Always through the queue, so a message never overtakes one that was waiting for a slot.
+  core_->queue.push_back(std::move(outgoing));
+  core_->pump();
+}
 
-  Slist recipients;
-  append(recipients, "<" + message.to + ">");
-  Slist headers;
-  append(headers, "Date: " + format_rfc5322_date(std::chrono::system_clock::now()));
-  append(headers, "From: " + format_address(config_.from_name(), config_.from()));
-  append(headers, "To: " + format_address(message.to_name, message.to));
-  append(headers, "Subject: " + encode_header_text(message.subject));
-  append(headers, "Message-ID: " + message_id);
-  append(headers, "X-Relance-Reminder-Id: " + message.reminder_id);
+void SmtpChannel::Core::pump() {
+  // A `done` or `still_wanted` called from here may call send() again: the outer loop picks the
+  // new message up. The reference keeps the core alive should a callback drop the adapter.
+  if (pumping) return;
+  auto self = shared_from_this();
+  FlagGuard guard(pumping);
+  while (!queue.empty() && in_flight.size() < kMaxInFlight) {
+    Outgoing next = std::move(queue.front());
+    queue.pop_front();
+    if (next.still_wanted && !next.still_wanted()) {
+      SendResult cancelled;
+      cancelled.kind = SendResult::Kind::kCancelled;
+      cancelled.message = "withdrawn before it was sent";
+      if (next.done) next.done(std::move(cancelled));
+      continue;
+    }
+    start(std::move(next));
+  }
+}
+
+CURL* SmtpChannel::Core::acquire() {
+  if (!idle.empty()) {
+    CURL* easy = idle.back();
+    idle.pop_back();
+    return easy;
+  }
+  Easy easy(curl_easy_init());
+  if (!easy) return nullptr;
+  handles.push_back(std::move(easy));
+  return handles.back().get();
+}
+
+void SmtpChannel::Core::configure(CURL* easy, Transfer& t) {
+  const RenderedMessage& message = t.outgoing.message;
+  t.message_id = "<" + message.reminder_id + "@" + message_id_domain + ">";
+
+  append(t.recipients, "<" + message.to + ">");
+  append(t.headers, "Date: " + format_rfc5322_date(std::chrono::system_clock::now()));
+  append(t.headers, "From: " + format_address(config.from_name(), config.from()));
+  append(t.headers, "To: " + format_address(message.to_name, message.to));
+  append(t.headers, "Subject: " + encode_header_text(message.subject));
+  append(t.headers, "Message-ID: " + t.message_id);
+  append(t.headers, "X-Relance-Reminder-Id: " + message.reminder_id);
   if (!message.unsubscribe_url.empty()) {
     // RFC 8058 one-click: the mailbox provider POSTs to the link; a GET never unsubscribes.
-    append(headers, "List-Unsubscribe: <" + message.unsubscribe_url + ">");
-    append(headers, "List-Unsubscribe-Post: List-Unsubscribe=One-Click");
+    append(t.headers, "List-Unsubscribe: <" + message.unsubscribe_url + ">");
+    append(t.headers, "List-Unsubscribe-Post: List-Unsubscribe=One-Click");
   }
   // Makes the root part itself multipart/alternative; curl adds the boundary.
-  append(headers, "Content-Type: multipart/alternative");
+  append(t.headers, "Content-Type: multipart/alternative");
 
-  std::unique_ptr<curl_mime, MimeDeleter> mime(curl_mime_init(curl));
-  curl_mimepart* text = curl_mime_addpart(mime.get());
+  // curl_mime_data copies the text, so the message may be moved or freed afterwards.
+  t.mime.reset(curl_mime_init(easy));
+  if (!t.mime) throw std::bad_alloc();
+  curl_mimepart* text = curl_mime_addpart(t.mime.get());
   curl_mime_data(text, message.text.c_str(), CURL_ZERO_TERMINATED);
   curl_mime_type(text, "text/plain; charset=UTF-8");
   curl_mime_encoder(text, "quoted-printable");
   if (!message.html.empty()) {
-    curl_mimepart* html = curl_mime_addpart(mime.get());
+    curl_mimepart* html = curl_mime_addpart(t.mime.get());
     curl_mime_data(html, message.html.c_str(), CURL_ZERO_TERMINATED);
     curl_mime_type(html, "text/html; charset=UTF-8");
     curl_mime_encoder(html, "quoted-printable");
   }
 
-  auto from = "<" + config_.from() + ">";
-  curl_easy_setopt(curl, CURLOPT_URL, config_.smtp_url().c_str());
-  curl_easy_setopt(curl, CURLOPT_MAIL_FROM, from.c_str());
-  curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, recipients.get());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(curl, CURLOPT_MIMEPOST, mime.get());
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_USE_SSL, static_cast<long>(config_.require_tls() ? CURLUSESSL_ALL : CURLUSESSL_TRY));
-  auto timeout_ms = google::protobuf::util::TimeUtil::DurationToMilliseconds(config_.timeout());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<int64_t>(timeout_ms, 10'000)));
-  if (!config_.username().empty()) {
-    curl_easy_setopt(curl, CURLOPT_USERNAME, config_.username().c_str());
-    curl_easy_setopt(curl, CURLOPT_PASSWORD, password_.c_str());
+  // String options are copied by libcurl; the lists, the MIME tree and the error buffer are not.
+  curl_easy_setopt(easy, CURLOPT_URL, config.smtp_url().c_str());
+  curl_easy_setopt(easy, CURLOPT_MAIL_FROM, from.c_str());
+  curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, t.recipients.get());
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t.headers.get());
+  curl_easy_setopt(easy, CURLOPT_MIMEPOST, t.mime.get());
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.error);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_USE_SSL, static_cast<long>(config.require_tls() ? CURLUSESSL_ALL : CURLUSESSL_TRY));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<std::int64_t>(timeout_ms, 10'000)));
+  if (!config.username().empty()) {
+    curl_easy_setopt(easy, CURLOPT_USERNAME, config.username().c_str());
+    curl_easy_setopt(easy, CURLOPT_PASSWORD, password.c_str());
   }
+}
 
-  CURLcode code = curl_easy_perform(curl);
+void SmtpChannel::Core::start(Outgoing outgoing) {
+  CURL* easy = acquire();
+  if (easy == nullptr) {
+    // Refused locally before anything left the process.
+    SendResult failed;
+    failed.kind = SendResult::Kind::kRetriable;
+    failed.message = "libcurl: cannot create an easy handle";
+    failed.retry_after = std::chrono::seconds(30);
+    if (outgoing.done) outgoing.done(std::move(failed));
+    return;
+  }
+  auto transfer = std::make_unique<Transfer>();
+  transfer->outgoing = std::move(outgoing);
+  try {
+    configure(easy, *transfer);
+  } catch (...) {
+    transfer.reset();
+    curl_easy_reset(easy);
+    idle.push_back(easy);
+    throw;
+  }
+  in_flight.emplace(easy, std::move(transfer));
+  // The loop may complete the transfer at once (CURLE_FAILED_INIT) from inside start().
+  loop.start(easy, [self = shared_from_this(), easy](CURLcode code) { self->finish(easy, code); });
+}
+
+void SmtpChannel::Core::finish(CURL* easy, CURLcode code) {
+  auto node = in_flight.extract(easy);
+  if (node.empty()) return;
+  Transfer& t = *node.mapped();
   long reply = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply);
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &reply);
   curl_off_t uploaded = 0;
-  curl_easy_getinfo(curl, CURLINFO_SIZE_UPLOAD_T, &uploaded);
-  auto result = classify(code, reply, error, uploaded > 0);
-  if (result.kind == SendResult::Kind::kAccepted) result.provider_message_id = message_id;
-  done(std::move(result));
+  curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+  auto result = SmtpChannel::classify(code, reply, t.error, uploaded > 0);
+  if (result.kind == SendResult::Kind::kAccepted) {
+    result.provider_message_id = t.message_id;
+  } else {
+    spdlog::debug("smtp: reminder {} not accepted: curl {} smtp {}", t.outgoing.message.reminder_id,
+                  static_cast<int>(code), reply);
+  }
+  SendCallback done = std::move(t.outgoing.done);
+  // The MIME tree is freed while its easy handle exists; the handle then goes back to the
+  // pool, its connection to the multi handle's cache for the next message.
+  node.mapped().reset();
+  curl_easy_reset(easy);
+  idle.push_back(easy);
+  auto self = shared_from_this();
+  if (done) done(std::move(result));
+  pump();
 }
 
 }  // namespace relance::channels::email

@@ -11,12 +11,19 @@ build_packages=(
   libbenchmark-dev libgtest-dev libgmock-dev
 )
 # What the test rig needs beside the compiler: a Kafka client for scripts, an SMTP server,
-# Java and Maven for the broker, Node for the Twilio contract mock.
-test_packages=(kcat python3-aiosmtpd default-jre-headless maven curl ca-certificates)
+# Java and Maven for the broker, Node for the Twilio contract mock (Prism, installed by the
+# rig itself through npm), and wrk for the HTTP benchmark.
+test_packages=(kcat python3-aiosmtpd default-jre-headless maven curl ca-certificates wrk)
+# Only when no npm is on PATH: a Node installed another way (nvm, NodeSource) must not be
+# shadowed by or conflict with Debian's.
+node_packages=(nodejs npm)
 
 want=("${build_packages[@]}")
 if [[ "${1:-}" == "--with-test-tools" ]]; then
   want+=("${test_packages[@]}")
+  if ! command -v npm >/dev/null; then
+    want+=("${node_packages[@]}")
+  fi
 fi
 
 missing=()

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <set>
 
 #include "common/dates.h"
@@ -98,7 +99,8 @@ void Gateway::start() {
     embedded_ = std::make_unique<kafka::EmbeddedCluster>(1);
     bootstrap_ = embedded_->bootstrap_servers();
     for (const auto& topic :
-         {kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic(), kc.outcome_topic()}) {
+         {kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic(), kc.outcome_topic(),
+          kc.inbound_topic()}) {
       embedded_->create_topic(topic, kc.embedded().partitions());
     }
     std::filesystem::path file(kc.embedded().bootstrap_file());
@@ -111,7 +113,7 @@ void Gateway::start() {
   props["bootstrap.servers"] = bootstrap_;
   producer_ = std::make_unique<kafka::Producer>(props);
   producer_->require_topics({kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic(),
-                             kc.outcome_topic()},
+                             kc.outcome_topic(), kc.inbound_topic()},
                             std::chrono::seconds(30));
 
   facts_producer_ = std::make_unique<kafka::Producer>(props);
@@ -126,7 +128,9 @@ void Gateway::start() {
 
   ledger_ = ledger::make_in_memory_ledger();
   outbox_ = outbox::make_in_memory_outbox();
-  channels_ = channels::make_channels(config_, env_, producer_.get());
+  transfers_ = std::make_unique<channels::http::TransferLoop>();
+  channels_ = channels::make_channels(config_, env_, producer_.get(), *transfers_);
+  confirm_within_ = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(config_.channels().fallback().confirm_within()));
   std::set<v1::Channel> available;
   for (const auto& [channel, adapter] : channels_) {
     available.insert(channel);
@@ -147,7 +151,15 @@ void Gateway::run() {
   while (!stop_.load()) {
     auto wait = std::chrono::milliseconds(200);
     if (auto next = schedule_.next_due()) wait = std::min(wait, clock_->real_time_until(*next));
-    if (auto record = consumer_->poll(wait)) handle(*record);
+    if (auto timer = transfers_->next_timer()) {
+      auto until = std::chrono::ceil<std::chrono::milliseconds>(*timer - std::chrono::steady_clock::now());
+      wait = std::clamp(until, std::chrono::milliseconds(0), wait);
+    }
+    // With requests on the wire the network is the thing to wait on; Kafka is only glanced at.
+    bool on_the_wire = transfers_->transfers_in_flight() > 0;
+    if (auto record = consumer_->poll(on_the_wire ? std::chrono::milliseconds(0) : wait)) handle(*record);
+    transfers_->run_once(on_the_wire ? std::min(wait, std::chrono::milliseconds(5)) : std::chrono::milliseconds(0));
+    evaluate_pending();
     fire_due();
     producer_->poll();
     if (dirty_ && std::chrono::steady_clock::now() - last_commit >= commit_every) {
@@ -155,8 +167,11 @@ void Gateway::run() {
       last_commit = std::chrono::steady_clock::now();
     }
   }
-  spdlog::info("stopping: flushing delivery events and committing offsets");
+  spdlog::info("stopping: settling sends on the wire, flushing delivery events and committing offsets");
   ready_.store(false);
+  transfers_->drain(std::chrono::steady_clock::now() + kFlushTimeout);
+  evaluate_pending();
+  in_flight_.clear();  // still waiting for a rate limit: not sent, planned again after a restart
   commit();
   consumer_->close();
   producer_->flush(kFlushTimeout);
@@ -179,6 +194,14 @@ bool Gateway::submit_fact(const std::string& key, const v1::InvoiceEvent& event)
 
 void Gateway::commit() {
   if (!dirty_) return;
+  // Offsets wait for the sends they caused to settle (their outcome is an effect too), but not
+  // forever: a long rate-limit queue must not stop the consumer group from making progress.
+  if (!in_flight_.empty()) {
+    auto now = std::chrono::steady_clock::now();
+    if (commit_deferred_since_ == std::chrono::steady_clock::time_point{}) commit_deferred_since_ = now;
+    if (now - commit_deferred_since_ < std::chrono::seconds(10)) return;
+  }
+  commit_deferred_since_ = {};
   // Offsets move only once every effect they cover is acknowledged by the broker.
   if (!producer_->flush(kFlushTimeout)) {
     spdlog::error("delivery events not acknowledged; offsets not committed");
@@ -222,6 +245,11 @@ void Gateway::handle(const kafka::Record& record) {
     return finish();
   }
   metrics_.events_applied.fetch_add(1, std::memory_order_relaxed);
+  index_contacts(key, event.value());
+  if (event.value().has_delivery_status_reported() && applied.effects.status_changed) {
+    metrics_.delivery_reports.fetch_add(1, std::memory_order_relaxed);
+    publish_report(*ledger_->find(key), event.value().delivery_status_reported(), applied.effects.fell_back);
+  }
   if (!applied.resolved_after_reminders.empty()) {
     const auto& e = event.value();
     auto at = clock_->now();
@@ -272,31 +300,41 @@ const rules::ReminderRules& Gateway::rules_for(const ledger::CustomerLedger& led
 
 void Gateway::evaluate(const std::string& key) {
   // Acting changes the ledger (stages reached, contacts made), so the timeline is planned again
-  // until nothing is due now; the bound only guards against a policy that never settles.
+  // until nothing new is due now; the bound only guards against a policy that never settles.
   for (int round = 0; round < 8; ++round) {
     const auto* ledger = ledger_->find(key);
     if (ledger == nullptr) {
       schedule_.cancel(key);
       return;
     }
+    auto confirm_deadline = expire_unconfirmed(key);
     auto now = clock_->now();
     auto plan = rules_for(*ledger).plan(*ledger, now);
-    if (plan.now.empty()) {
-      if (plan.next_at) {
-        schedule_.schedule(key, *plan.next_at);
+    std::optional<Instant> wake = plan.next_at;
+    auto earliest = [&wake](Instant at) {
+      if (!wake || at < *wake) wake = at;
+    };
+    if (confirm_deadline) earliest(*confirm_deadline);
+    bool acted = false;
+    for (const auto& decision : plan.now) {
+      // On its way: its answer settles it and looks at the timeline again.
+      if (in_flight_.count(decision.reminder_id)) continue;
+      if (auto retry = retry_at_.find(decision.reminder_id); retry != retry_at_.end()) {
+        if (retry->second > now) {
+          earliest(retry->second);
+          continue;
+        }
+        retry_at_.erase(retry);
+      }
+      execute(decision, *ledger_->find(key));
+      acted = true;
+    }
+    if (!acted) {
+      if (wake) {
+        schedule_.schedule(key, *wake);
       } else {
         schedule_.cancel(key);
       }
-      return;
-    }
-    std::optional<Instant> retry_at;
-    for (const auto& decision : plan.now) {
-      if (auto retry = execute(decision, *ledger_->find(key)); retry && (!retry_at || *retry < *retry_at)) {
-        retry_at = retry;
-      }
-    }
-    if (retry_at) {
-      schedule_.schedule(key, plan.next_at ? std::min(*plan.next_at, *retry_at) : *retry_at);
       return;
     }
   }
@@ -304,13 +342,57 @@ void Gateway::evaluate(const std::string& key) {
   schedule_.schedule(key, clock_->now() + std::chrono::seconds(1));
 }
 
-void Gateway::record(const rules::Decision& decision, const std::string& key, bool contacted, bool advance,
-                     bool channel_failed, const std::string& template_variant) {
-  auto action = rules::action_record(decision, clock_->now(), contacted, advance);
-  action.template_variant = template_variant;
-  action.channel_failed_permanently = channel_failed;
+void Gateway::evaluate_pending() {
+  while (!to_evaluate_.empty()) {
+    auto key = std::move(to_evaluate_.extract(to_evaluate_.begin()).value());
+    evaluate(key);
+  }
+}
+
+std::optional<Instant> Gateway::expire_unconfirmed(const std::string& key) {
+  if (confirm_within_ <= Duration::zero()) return std::nullopt;
+  const auto* ledger = ledger_->find(key);
+  std::optional<Instant> next;
+  std::vector<std::pair<std::string, v1::Channel>> expired;
+  auto now = clock_->now();
+  for (const auto& [id, sent] : ledger->reminders) {
+    if (!sent.awaiting_confirmation || sent.fell_back) continue;
+    auto deadline = sent.sent_at + confirm_within_;
+    if (deadline <= now) {
+      expired.emplace_back(id, sent.channel);
+    } else if (!next || deadline < *next) {
+      next = deadline;
+    }
+  }
+  for (const auto& [id, channel] : expired) {
+    // Recorded like a provider's report, so the trail and the fallback are the same.
+    v1::InvoiceEvent event;
+    event.set_event_id("no-confirmation:" + id);
+    event.set_source("relance");
+    *event.mutable_occurred_at() = to_timestamp(now);
+    auto* report = event.mutable_delivery_status_reported();
+    report->set_reminder_id(id);
+    report->set_channel(channel);
+    report->set_status(v1::UNDELIVERED);
+    report->set_error_code("no_confirmation");
+    report->set_error_message("no delivery confirmation within " +
+                              std::to_string(std::chrono::duration_cast<std::chrono::minutes>(confirm_within_).count()) +
+                              " min");
+    auto applied = ledger_->apply(key, event);
+    if (applied.effects.status_changed) publish_report(*ledger_->find(key), *report, applied.effects.fell_back);
+  }
+  return next;
+}
+
+void Gateway::record(const rules::Decision& decision, const std::string& key, const RecordOptions& options) {
+  auto action = rules::action_record(decision, clock_->now(), options.contacted, options.advance);
+  action.template_variant = options.template_variant;
+  action.channel_failed_permanently = options.channel_failed;
+  action.opted_out = options.opted_out;
+  action.awaiting_confirmation = options.awaiting_confirmation;
+  action.provider_message_id = options.provider_message_id;
   ledger_->record(key, action);
-  if (decision.kind == rules::ActionKind::kEscalation && contacted) {
+  if (decision.kind == rules::ActionKind::kEscalation && options.contacted) {
     const auto& ledger = *ledger_->find(key);
     for (const auto& id : decision.invoice_ids) publish_outcome(ledger, id, v1::ReminderOutcome::ESCALATED, action.at);
   }
@@ -345,83 +427,204 @@ void Gateway::publish_outcome(const ledger::CustomerLedger& ledger, const std::s
   metrics_.outcomes_published.fetch_add(1, std::memory_order_relaxed);
 }
 
-std::optional<Instant> Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {
+void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {
   const auto key = ledger.key;
   if (!outbox_->begin(decision.reminder_id)) {
     // Already handled (a repeat after a retry round): make sure the ledger knows it.
-    record(decision, key, false, true, false);
-    return std::nullopt;
+    record(decision, key, {});
+    return;
   }
   if (decision.suppressed) {
     outbox_->finish(decision.reminder_id, outbox::ReminderState::kSuppressed);
     metrics_.reminders_suppressed.fetch_add(1, std::memory_order_relaxed);
     publish(decision, ledger, v1::SUPPRESSED, "", nullptr);
-    record(decision, key, false, true, false);
-    return std::nullopt;
+    record(decision, key, {});
+    return;
   }
   auto rendered = renderer_->render(decision, ledger, rules_for(ledger).policy());
   if (!rendered) {
     outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
     metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
-    channels::SendResult failure{channels::SendResult::Kind::kPermanent, "", rendered.error().code,
-                                 rendered.error().message, "", {}};
+    channels::SendResult failure;
+    failure.kind = channels::SendResult::Kind::kPermanent;
+    failure.provider_code = rendered.error().code;
+    failure.message = rendered.error().message;
     publish(decision, ledger, v1::FAILED, "", &failure);
-    record(decision, key, false, true, false);
-    return std::nullopt;
+    record(decision, key, {});
+    return;
   }
+  rendered->timeline_key = key;
   if (decision.channel == v1::CALL_TASK) {
     rendered->payload = call_task_for(decision, ledger, rendered->text, clock_->now()).SerializeAsString();
+    std::lock_guard lock(index_mutex_);
+    task_index_[decision.reminder_id] = key;
   }
   auto& adapter = channels_.at(decision.channel);
-  std::optional<Instant> retry_at;
-  const auto variant = rendered->template_variant;
-  adapter->send(rendered.value(), [&](channels::SendResult result) {
-    using Kind = channels::SendResult::Kind;
-    auto provider = std::string(adapter->provider());
-    switch (result.kind) {
-      case Kind::kAccepted:
-        outbox_->finish(decision.reminder_id, outbox::ReminderState::kAccepted);
-        metrics_.reminders_sent.fetch_add(1, std::memory_order_relaxed);
-        publish(decision, ledger, v1::SENT, provider, &result, variant);
-        record(decision, key, true, true, false, variant);
-        break;
-      case Kind::kRetriable:
-        if (++attempts_[decision.stage_key] < kMaxAttempts) {
-          // Provably not sent: forget it so that the next look at this timeline tries again.
-          outbox_->release(decision.reminder_id);
-          metrics_.reminders_retried.fetch_add(1, std::memory_order_relaxed);
-          auto delay = std::max<Duration>(result.retry_after, std::chrono::seconds(1));
-          retry_at = clock_->now() + delay * attempts_[decision.stage_key];
-          spdlog::warn("reminder {} via {}: {} (retry {} of {})", decision.reminder_id, provider, result.message,
-                       attempts_[decision.stage_key], kMaxAttempts - 1);
-          break;
-        }
-        outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
-        metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("reminder {} via {} failed after {} attempts: {}", decision.reminder_id, provider, kMaxAttempts,
-                     result.message);
-        publish(decision, ledger, v1::FAILED, provider, &result);
-        record(decision, key, false, true, false);
-        break;
-      case Kind::kPermanent:
-        outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
-        metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("reminder {} via {} failed: {}", decision.reminder_id, provider, result.message);
-        publish(decision, ledger, v1::FAILED, provider, &result);
-        // The stage stays open: the next planning round uses the next channel.
-        record(decision, key, false, false, true);
-        break;
-      case Kind::kUnknown:
-        outbox_->finish(decision.reminder_id, outbox::ReminderState::kUnknown);
-        metrics_.reminders_unknown.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("reminder {} via {}: outcome unknown: {}", decision.reminder_id, provider, result.message);
-        publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &result, variant);
-        // It may have reached the customer: count it as a contact, never send it again.
-        record(decision, key, true, true, false, variant);
-        break;
-    }
+  in_flight_[decision.reminder_id] = InFlight{key, decision, rendered->template_variant, adapter->confirms_delivery()};
+  metrics_.sends_in_flight.store(in_flight_.size(), std::memory_order_relaxed);
+  channels::Outgoing outgoing;
+  outgoing.message = std::move(rendered.value());
+  outgoing.done = [this, id = decision.reminder_id](channels::SendResult result) { settle(id, std::move(result)); };
+  outgoing.still_wanted = [this, key, id = decision.reminder_id] { return still_wanted(key, id); };
+  adapter->send(std::move(outgoing));
+}
+
+bool Gateway::still_wanted(const std::string& key, const std::string& reminder_id) const {
+  const auto* ledger = ledger_->find(key);
+  if (ledger == nullptr) return false;
+  auto plan = rules_for(*ledger).plan(*ledger, clock_->now());
+  return std::any_of(plan.now.begin(), plan.now.end(), [&](const rules::Decision& d) {
+    return d.reminder_id == reminder_id && !d.suppressed;
   });
-  return retry_at;
+}
+
+void Gateway::settle(const std::string& reminder_id, channels::SendResult result) {
+  auto node = in_flight_.extract(reminder_id);
+  metrics_.sends_in_flight.store(in_flight_.size(), std::memory_order_relaxed);
+  if (node.empty()) return;
+  const auto& f = node.mapped();
+  const auto& decision = f.decision;
+  const auto& key = f.key;
+  to_evaluate_.insert(key);
+  const auto* found = ledger_->find(key);
+  if (found == nullptr) return;
+  const auto& ledger = *found;
+  using Kind = channels::SendResult::Kind;
+  auto provider = std::string(channels_.at(decision.channel)->provider());
+  switch (result.kind) {
+    case Kind::kAccepted: {
+      outbox_->finish(decision.reminder_id, outbox::ReminderState::kAccepted);
+      metrics_.reminders_sent.fetch_add(1, std::memory_order_relaxed);
+      publish(decision, ledger, v1::SENT, provider, &result, f.template_variant);
+      RecordOptions options;
+      options.contacted = true;
+      options.template_variant = f.template_variant;
+      options.provider_message_id = result.provider_message_id;
+      options.awaiting_confirmation = f.confirms_delivery && confirm_within_ > Duration::zero();
+      record(decision, key, options);
+      attempts_.erase(decision.stage_key);
+      break;
+    }
+    case Kind::kCancelled:
+      // Not sent: the timeline is planned again as it now stands (paid, paused, or later).
+      outbox_->release(decision.reminder_id);
+      metrics_.reminders_withdrawn.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("reminder {} withdrawn before sending: {}", decision.reminder_id, result.message);
+      break;
+    case Kind::kRetriable:
+      if (++attempts_[decision.stage_key] < kMaxAttempts) {
+        // Provably not sent: forget it so that the next look at this timeline tries again.
+        outbox_->release(decision.reminder_id);
+        metrics_.reminders_retried.fetch_add(1, std::memory_order_relaxed);
+        auto delay = std::max<Duration>(result.retry_after, std::chrono::seconds(1));
+        retry_at_[decision.reminder_id] = clock_->now() + delay * attempts_[decision.stage_key];
+        spdlog::warn("reminder {} via {}: {} (retry {} of {})", decision.reminder_id, provider, result.message,
+                     attempts_[decision.stage_key], kMaxAttempts - 1);
+        break;
+      }
+      outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
+      metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("reminder {} via {} failed after {} attempts: {}", decision.reminder_id, provider, kMaxAttempts,
+                   result.message);
+      publish(decision, ledger, v1::FAILED, provider, &result);
+      record(decision, key, {});
+      break;
+    case Kind::kPermanent: {
+      outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
+      metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("reminder {} via {} failed: {} {}", decision.reminder_id, provider, result.provider_code,
+                   result.message);
+      publish(decision, ledger, v1::FAILED, provider, &result);
+      // The stage stays open: the next planning round uses the next channel.
+      RecordOptions options;
+      options.advance = false;
+      options.opted_out = result.recipient_opted_out;
+      options.channel_failed = !result.recipient_opted_out;
+      record(decision, key, options);
+      break;
+    }
+    case Kind::kUnknown: {
+      outbox_->finish(decision.reminder_id, outbox::ReminderState::kUnknown);
+      metrics_.reminders_unknown.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("reminder {} via {}: outcome unknown: {}", decision.reminder_id, provider, result.message);
+      publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &result, f.template_variant);
+      // It may have reached the customer: count it as a contact, never send it again.
+      RecordOptions options;
+      options.contacted = true;
+      options.template_variant = f.template_variant;
+      record(decision, key, options);
+      break;
+    }
+  }
+}
+
+void Gateway::publish_report(const ledger::CustomerLedger& ledger, const v1::DeliveryStatusReported& report,
+                             bool fell_back) {
+  auto it = ledger.reminders.find(report.reminder_id());
+  if (it == ledger.reminders.end()) return;
+  const auto& sent = it->second;
+  v1::DeliveryEvent event;
+  event.set_event_id(report.reminder_id() + "/" + lower(v1::DeliveryStatus_Name(report.status())));
+  event.set_reminder_id(report.reminder_id());
+  event.set_customer_id(ledger.customer.customer_id().empty() ? ledger.key : ledger.customer.customer_id());
+  for (const auto& id : sent.invoice_ids) event.add_invoice_ids(id);
+  event.set_stage(sent.stage);
+  event.set_channel(sent.channel);
+  event.set_tone(sent.tone);
+  event.set_status(report.status());
+  event.set_provider(report.provider());
+  event.set_provider_message_id(report.provider_message_id().empty() ? sent.provider_message_id
+                                                                      : report.provider_message_id());
+  event.set_error_code(report.error_code());
+  event.set_error_message(report.error_message());
+  event.set_tenant_id(ledger.tenant_id);
+  *event.mutable_occurred_at() = to_timestamp(clock_->now());
+  if (fell_back) {
+    metrics_.fallbacks.fetch_add(1, std::memory_order_relaxed);
+    event.add_explanation("fallback: " + v1::Channel_Name(sent.channel) + " did not deliver (" +
+                          (report.error_code().empty() ? lower(v1::DeliveryStatus_Name(report.status()))
+                                                       : report.error_code()) +
+                          "); the stage moves to its next channel");
+  }
+  publish_event(event);
+}
+
+void Gateway::index_contacts(const std::string& key, const v1::InvoiceEvent& event) {
+  const v1::Customer* customer = nullptr;
+  if (event.has_invoice_issued()) customer = &event.invoice_issued().customer();
+  if (event.has_customer_updated()) customer = &event.customer_updated().customer();
+  if (customer == nullptr) return;
+  std::lock_guard lock(index_mutex_);
+  for (const auto* number : {&customer->phone(), &customer->whatsapp()}) {
+    if (!number->empty()) phone_index_[*number] = key;
+  }
+}
+
+std::optional<std::string> Gateway::key_for_phone(const std::string& number) const {
+  std::lock_guard lock(index_mutex_);
+  auto it = phone_index_.find(number);
+  if (it == phone_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> Gateway::key_for_task(const std::string& task_id) const {
+  std::lock_guard lock(index_mutex_);
+  auto it = task_index_.find(task_id);
+  if (it == task_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Gateway::publish_inbound(const v1::InboundReply& reply) {
+  std::lock_guard lock(facts_mutex_);
+  if (!facts_producer_) return false;
+  try {
+    facts_producer_->produce(config_.kafka().inbound_topic(), reply.customer_id().empty() ? reply.from() : reply.customer_id(),
+                             reply.SerializeAsString(), {{"content-type", "application/x-protobuf"}});
+  } catch (const kafka::KafkaError& e) {
+    spdlog::error("cannot publish a reply: {}", e.what());
+    return false;
+  }
+  return facts_producer_->flush(std::chrono::seconds(10));
 }
 
 void Gateway::publish(const rules::Decision& decision, const ledger::CustomerLedger& ledger, v1::DeliveryStatus status,
@@ -453,6 +656,10 @@ void Gateway::publish(const rules::Decision& decision, const ledger::CustomerLed
       event.set_error_message(result->message);
     }
   }
+  publish_event(event);
+}
+
+void Gateway::publish_event(const v1::DeliveryEvent& event) {
   std::string bytes;
   event.SerializeToString(&bytes);
   producer_->produce(config_.kafka().delivery_topic(), event.customer_id(), bytes,

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "app/metrics.h"
@@ -42,6 +43,17 @@ class Gateway {
   // Waits for the broker's acknowledgement. Safe to call from any thread.
   bool submit_fact(const std::string& key, const relance::v1::InvoiceEvent& event);
 
+  // Publishes a customer's reply for support (relance.v1.InboundReply on the inbound topic).
+  bool publish_inbound(const relance::v1::InboundReply& reply);
+  // The timeline that holds this phone number (SMS or WhatsApp), when this instance knows it.
+  std::optional<std::string> key_for_phone(const std::string& number) const;
+  // The timeline of a call task this instance created.
+  std::optional<std::string> key_for_task(const std::string& task_id) const;
+
+  void count_rejected_callback() { metrics_.callbacks_rejected.fetch_add(1, std::memory_order_relaxed); }
+  void count_inbound() { metrics_.inbound_messages.fetch_add(1, std::memory_order_relaxed); }
+  const config::Environment& environment() const { return env_; }
+
   bool ready() const { return ready_.load(); }
   const Metrics& metrics() const { return metrics_; }
   const std::string& bootstrap_servers() const { return bootstrap_; }
@@ -50,14 +62,39 @@ class Gateway {
   void handle(const kafka::Record& record);
   void dead_letter(const kafka::Record& record, const Error& error);
   void evaluate(const std::string& key);
-  // Carries out one decision and records what happened in the ledger. Returns a retry instant
-  // when the send provably did not happen and may be tried again later.
-  std::optional<Instant> execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger);
-  void record(const rules::Decision& decision, const std::string& key, bool contacted, bool advance,
-              bool channel_failed, const std::string& template_variant = {});
+  // A message handed to an adapter and not settled yet.
+  struct InFlight {
+    std::string key;
+    rules::Decision decision;
+    std::string template_variant;
+    bool confirms_delivery = false;
+  };
+  // Carries out one decision: suppressions and render failures at once, sends through the
+  // channel's adapter, whose answer comes to settle() (possibly before execute returns).
+  void execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger);
+  void settle(const std::string& reminder_id, channels::SendResult result);
+  // Asked by an adapter just before a waiting message leaves: is it still due?
+  bool still_wanted(const std::string& key, const std::string& reminder_id) const;
+  struct RecordOptions {
+    bool contacted = false;
+    bool advance = true;
+    bool channel_failed = false;
+    bool opted_out = false;
+    bool awaiting_confirmation = false;
+    std::string template_variant;
+    std::string provider_message_id;
+  };
+  void record(const rules::Decision& decision, const std::string& key, const RecordOptions& options);
+  // Reminders whose delivery was never confirmed in time fall back; returns the next deadline.
+  std::optional<Instant> expire_unconfirmed(const std::string& key);
+  void publish_report(const ledger::CustomerLedger& ledger, const relance::v1::DeliveryStatusReported& report,
+                      bool fell_back);
+  void index_contacts(const std::string& key, const relance::v1::InvoiceEvent& event);
+  void evaluate_pending();
   void publish(const rules::Decision& decision, const ledger::CustomerLedger& ledger,
                relance::v1::DeliveryStatus status, const std::string& provider, const channels::SendResult* result,
                const std::string& template_variant = {});
+  void publish_event(const relance::v1::DeliveryEvent& event);
   void publish_outcome(const ledger::CustomerLedger& ledger, const std::string& invoice_id,
                        relance::v1::ReminderOutcome::Resolution resolution, Instant at);
   void fire_due();
@@ -82,6 +119,17 @@ class Gateway {
   std::map<std::string, std::unique_ptr<rules::ReminderRules>> tenant_rules_;
   std::unique_ptr<render::Renderer> renderer_;
   std::map<std::string, int> attempts_;  // stage key → failed attempts so far
+  std::map<std::string, InFlight> in_flight_;  // by reminder id
+  std::map<std::string, Instant> retry_at_;    // reminder id → not before
+  std::set<std::string> to_evaluate_;          // timelines whose sends settled
+  Duration confirm_within_{};
+  // Network transfers of every adapter; declared after channels_ so it goes first on
+  // destruction, while the adapters' handles still exist.
+  std::unique_ptr<channels::http::TransferLoop> transfers_;
+  mutable std::mutex index_mutex_;  // the indexes below are read by the HTTP thread
+  std::map<std::string, std::string> phone_index_;  // E.164 → timeline key
+  std::map<std::string, std::string> task_index_;   // call task id → timeline key
+  std::chrono::steady_clock::time_point commit_deferred_since_{};
   Metrics metrics_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};

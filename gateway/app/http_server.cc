@@ -7,6 +7,7 @@
 
 #include "app/gateway.h"
 #include "app/preview.h"
+#include "app/provider_routes.h"
 #include "common/dates.h"
 #include "common/link_token.h"
 
@@ -118,6 +119,8 @@ HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
     }
     res.set_content("You will no longer receive these messages by this channel.\n", "text/plain; charset=utf-8");
   });
+  add_provider_routes(*server_, gateway, config_);
+  add_call_task_routes(*server_, gateway, config_);
   const auto& listen = config_.http().listen();
   auto colon = listen.rfind(':');
   auto host = listen.substr(0, colon);

@@ -22,6 +22,16 @@ std::string Metrics::prometheus_text() const {
   counter("relance_delivery_events_published_total", "Delivery events produced.", delivery_events_published);
   counter("relance_outcomes_published_total", "Reminder outcomes produced for analytics.", outcomes_published);
   counter("relance_offset_commits_total", "Offset commits.", commits);
+  counter("relance_reminders_withdrawn_total", "Sends withdrawn while waiting (paid or paused meanwhile).",
+          reminders_withdrawn);
+  counter("relance_fallbacks_total", "Reminders moved to the next channel of their stage.", fallbacks);
+  counter("relance_delivery_reports_total", "Provider delivery reports that moved a reminder forward.",
+          delivery_reports);
+  counter("relance_callbacks_rejected_total", "Provider callbacks refused (bad signature or body).", callbacks_rejected);
+  counter("relance_inbound_messages_total", "Messages received from customers.", inbound_messages);
+  out << "# HELP relance_sends_in_flight Messages handed to adapters and not yet settled.\n"
+      << "# TYPE relance_sends_in_flight gauge\nrelance_sends_in_flight "
+      << sends_in_flight.load(std::memory_order_relaxed) << '\n';
   out << "# HELP relance_scheduled_timelines Timelines with a pending action.\n"
       << "# TYPE relance_scheduled_timelines gauge\nrelance_scheduled_timelines "
       << scheduled_timelines.load(std::memory_order_relaxed) << '\n';

@@ -21,6 +21,12 @@ struct Metrics {
   std::atomic<uint64_t> outcomes_published{0};
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> scheduled_timelines{0};
+  std::atomic<uint64_t> reminders_withdrawn{0};
+  std::atomic<uint64_t> fallbacks{0};
+  std::atomic<uint64_t> delivery_reports{0};
+  std::atomic<uint64_t> callbacks_rejected{0};
+  std::atomic<uint64_t> inbound_messages{0};
+  std::atomic<uint64_t> sends_in_flight{0};
 
   std::string prometheus_text() const;
 };

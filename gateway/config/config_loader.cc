@@ -439,6 +439,67 @@ void validate_policy(const relance::v1::PolicyConfig& policy, const std::string&
   }
 }
 
+bool is_http_url(const std::string& url) { return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0; }
+
+bool is_messaging_service(const std::string& from) {
+  if (from.size() != 34 || from.rfind("MG", 0) != 0) return false;
+  return std::all_of(from.begin() + 2, from.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
+void check_sender(const std::string& path, const std::string& from, std::vector<ConfigError>& errors) {
+  if (from.rfind("MG", 0) == 0) {
+    if (!is_messaging_service(from)) add_error(errors, path, "a Messaging Service sid is MG followed by 32 hex digits");
+    return;
+  }
+  auto number = from.rfind("whatsapp:", 0) == 0 ? from.substr(9) : from;
+  bool e164 = number.size() >= 8 && number.size() <= 16 && number[0] == '+' &&
+              std::all_of(number.begin() + 1, number.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  if (!e164) add_error(errors, path, "must be an E.164 number (+33612345678) or a Messaging Service (MG...)");
+}
+
+void validate_twilio(const Config& c, const Environment& env, std::vector<ConfigError>& errors) {
+  const auto& t = c.channels().twilio();
+  if (t.account_sid().empty()) return;
+  if (!is_http_url(t.base_url())) add_error(errors, "channels.twilio.base_url", "must start with http:// or https://");
+  if (t.auth_token_env().empty()) {
+    add_error(errors, "channels.twilio.auth_token_env", "must name the variable holding the auth token");
+  } else if (lookup(env, t.auth_token_env()).empty()) {
+    add_error(errors, "channels.twilio.auth_token_env", "environment variable " + t.auth_token_env() + " is not set");
+  }
+  if (!t.signing_secret_env().empty() && lookup(env, t.signing_secret_env()).empty()) {
+    add_error(errors, "channels.twilio.signing_secret_env",
+              "environment variable " + t.signing_secret_env() + " is not set");
+  }
+  if (!t.sms_from().empty()) check_sender("channels.twilio.sms_from", t.sms_from(), errors);
+  if (!t.whatsapp_from().empty()) check_sender("channels.twilio.whatsapp_from", t.whatsapp_from(), errors);
+  for (int i = 0; i < t.senders_size(); ++i) {
+    const auto& s = t.senders(i);
+    auto path = "channels.twilio.senders[" + std::to_string(i) + "]";
+    if (s.channel() != relance::v1::SMS && s.channel() != relance::v1::WHATSAPP) {
+      add_error(errors, path + ".channel", "must be SMS or WHATSAPP");
+    }
+    check_sender(path + ".from", s.from(), errors);
+    if (s.mps() < 0) add_error(errors, path + ".mps", "must not be negative");
+  }
+  if (t.sms_from().empty() && t.whatsapp_from().empty() && t.senders().empty()) {
+    add_error(errors, "channels.twilio.sms_from", "set a sender (sms_from, whatsapp_from or senders)");
+  }
+  if (t.max_in_flight() <= 0) add_error(errors, "channels.twilio.max_in_flight", "must be positive");
+  if (t.default_mps() < 0) add_error(errors, "channels.twilio.default_mps", "must not be negative");
+  if (pb::util::TimeUtil::DurationToMilliseconds(t.timeout()) <= 0) {
+    add_error(errors, "channels.twilio.timeout", "must be positive");
+  }
+  for (int code : t.success_codes()) {
+    if (code < 200 || code > 299) add_error(errors, "channels.twilio.success_codes", "must be 2xx statuses");
+  }
+  if (t.validity_period() < 0 || t.validity_period() > 36000) {
+    add_error(errors, "channels.twilio.validity_period", "must be between 1 and 36000 seconds (0: the provider's default)");
+  }
+  if (c.http().public_url().empty()) {
+    add_error(errors, "http.public_url", "must be set with channels.twilio: providers send delivery reports to it");
+  }
+}
+
 }  // namespace
 
 Config default_config() {
@@ -450,6 +511,7 @@ Config default_config() {
   kafka->set_dlq_topic("relance.dlq");
   kafka->set_call_task_topic("relance.call-tasks");
   kafka->set_outcome_topic("relance.reminder-outcomes");
+  kafka->set_inbound_topic("relance.inbound-replies");
   *kafka->mutable_commit_interval() = pb::util::TimeUtil::MillisecondsToDuration(1000);
   kafka->mutable_embedded()->set_bootstrap_file("relance-data/kafka-bootstrap");
   kafka->mutable_embedded()->set_partitions(3);
@@ -458,6 +520,15 @@ Config default_config() {
   email->set_from_name("Accounts receivable");
   *email->mutable_timeout() = pb::util::TimeUtil::SecondsToDuration(30);
   c.mutable_channels()->mutable_capture()->set_dir("relance-data/outbox");
+  auto* twilio = c.mutable_channels()->mutable_twilio();
+  twilio->set_base_url("https://api.twilio.com");
+  twilio->set_signature_header("X-Twilio-Signature");
+  twilio->set_provider_name("twilio");
+  twilio->set_max_in_flight(16);
+  *twilio->mutable_timeout() = pb::util::TimeUtil::SecondsToDuration(10);
+  auto* call_task = c.mutable_channels()->mutable_call_task();
+  *call_task->mutable_timeout() = pb::util::TimeUtil::SecondsToDuration(10);
+  call_task->set_max_attempts(8);
 
   std::vector<ConfigError> errors;
   YamlToProto(errors).merge_message(YAML::Load(default_policy_yaml()), *c.mutable_policy(), "policy");
@@ -479,7 +550,8 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
                                     std::pair{"kafka.delivery_topic", &kafka.delivery_topic()},
                                     std::pair{"kafka.dlq_topic", &kafka.dlq_topic()},
                                     std::pair{"kafka.call_task_topic", &kafka.call_task_topic()},
-                                    std::pair{"kafka.outcome_topic", &kafka.outcome_topic()}}) {
+                                    std::pair{"kafka.outcome_topic", &kafka.outcome_topic()},
+                                    std::pair{"kafka.inbound_topic", &kafka.inbound_topic()}}) {
     if (topic->empty()) {
       add_error(errors, path, "must not be empty");
     } else if (!topics.insert(*topic).second) {
@@ -509,6 +581,36 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
     }
   }
   if (c.channels().capture().dir().empty()) add_error(errors, "channels.capture.dir", "must not be empty");
+  validate_twilio(c, env, errors);
+  const auto& call_task = c.channels().call_task();
+  if (!call_task.webhook_url().empty()) {
+    if (!is_http_url(call_task.webhook_url())) {
+      add_error(errors, "channels.call_task.webhook_url", "must start with http:// or https://");
+    }
+    if (call_task.secret_env().empty()) {
+      add_error(errors, "channels.call_task.secret_env", "must name the variable holding the webhook's signing secret");
+    } else if (lookup(env, call_task.secret_env()).size() < 16) {
+      add_error(errors, "channels.call_task.secret_env",
+                "environment variable " + call_task.secret_env() + " must hold a secret of at least 16 characters");
+    }
+    if (call_task.max_attempts() <= 0) add_error(errors, "channels.call_task.max_attempts", "must be positive");
+  }
+  if (pb::util::TimeUtil::DurationToMilliseconds(c.channels().fallback().confirm_within()) < 0) {
+    add_error(errors, "channels.fallback.confirm_within", "must not be negative");
+  }
+  if (!c.http().admin_token_env().empty() && lookup(env, c.http().admin_token_env()).size() < 16) {
+    add_error(errors, "http.admin_token_env",
+              "environment variable " + c.http().admin_token_env() + " must hold a token of at least 16 characters");
+  }
+  if (!c.http().public_url().empty()) {
+    const auto& url = c.http().public_url();
+    if (!is_http_url(url)) {
+      add_error(errors, "http.public_url", "must start with http:// or https://");
+    } else if (auto host = url.substr(url.find("//") + 2, url.find_first_of(":/", url.find("//") + 2) - url.find("//") - 2);
+               host.find('_') != std::string::npos) {
+      add_error(errors, "http.public_url", "the host name must not contain '_' (providers refuse such callback URLs)");
+    }
+  }
 
   validate_policy(c.policy(), "policy", errors);
   for (const auto& [tenant, policy] : c.tenant_policies()) {

@@ -128,6 +128,30 @@ std::optional<Error> check_kind(const v1::InvoiceEvent& e) {
         return invalid("unspecified_enum", "consent_changed.channel is CHANNEL_UNSPECIFIED");
       }
       return std::nullopt;
+    case v1::InvoiceEvent::kDeliveryStatusReported: {
+      const auto& k = e.delivery_status_reported();
+      if (auto err = require(k.reminder_id(), "delivery_status_reported.reminder_id")) return err;
+      if (k.status() == v1::DELIVERY_STATUS_UNSPECIFIED) {
+        return invalid("unspecified_enum", "delivery_status_reported.status is DELIVERY_STATUS_UNSPECIFIED");
+      }
+      return std::nullopt;
+    }
+    case v1::InvoiceEvent::kContactUnreachable:
+      if (e.contact_unreachable().channels().empty()) {
+        return invalid("missing_field", "contact_unreachable.channels is required");
+      }
+      return std::nullopt;
+    case v1::InvoiceEvent::kCallOutcomeRecorded: {
+      const auto& k = e.call_outcome_recorded();
+      if (auto err = require(k.task_id(), "call_outcome_recorded.task_id")) return err;
+      if (k.outcome() == v1::CallOutcomeRecorded::OUTCOME_UNSPECIFIED) {
+        return invalid("unspecified_enum", "call_outcome_recorded.outcome is OUTCOME_UNSPECIFIED");
+      }
+      if (k.outcome() == v1::CallOutcomeRecorded::PROMISE_TO_PAY) {
+        return check_date(k.promised_on(), "call_outcome_recorded.promised_on", true);
+      }
+      return std::nullopt;
+    }
     case v1::InvoiceEvent::KIND_NOT_SET:
       break;
   }
@@ -179,6 +203,8 @@ std::string subject_key(const v1::InvoiceEvent& event) {
       return event.customer_updated().customer().customer_id();
     case v1::InvoiceEvent::kConsentChanged:
       return event.consent_changed().customer_id();
+    case v1::InvoiceEvent::kContactUnreachable:
+      return event.contact_unreachable().customer_id();
     default:
       return {};
   }

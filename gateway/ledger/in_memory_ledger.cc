@@ -20,7 +20,7 @@ class InMemoryLedger final : public Ledger {
     }
     auto& c = customers_[key];
     c.key = key;
-    result.resolved_after_reminders = apply_event(c, event);
+    result.resolved_after_reminders = apply_event(c, event, &result.effects);
     return result;
   }
 

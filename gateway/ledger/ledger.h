@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "relance/v1/delivery.pb.h"
 #include "relance/v1/events.pb.h"
 
 namespace relance::ledger {
@@ -79,6 +80,33 @@ struct ActionRecord {
   bool channel_failed_permanently = false;
   bool overdue = false;             // the reminder was sent after the due date
   bool broken_promise = false;      // it followed a broken promise, which is now closed
+  // The customer told the provider to stop on this channel (an SMS STOP seen by the provider).
+  bool opted_out = false;
+  // For a message handed to a provider: what later delivery reports refer to.
+  std::string reminder_id;
+  std::string stage_key;
+  std::string provider_message_id;
+  // The provider will report delivery; without a report the reminder may fall back.
+  bool awaiting_confirmation = false;
+};
+
+// A message handed to a provider, kept while its invoices are open so that delivery reports,
+// fallbacks and call outcomes can refer to it.
+struct SentReminder {
+  std::string stage_key;
+  relance::v1::Channel channel = relance::v1::CHANNEL_UNSPECIFIED;
+  // Subjects with the stage this reminder reached and the stage they had before, so that a
+  // message that did not arrive reopens its stage for the next channel.
+  std::vector<std::pair<std::string, int>> reached;
+  std::vector<std::pair<std::string, int>> before;
+  std::vector<std::string> invoice_ids;
+  std::string stage;
+  relance::v1::Tone tone = relance::v1::TONE_UNSPECIFIED;
+  Instant sent_at{};
+  relance::v1::DeliveryStatus status = relance::v1::SENT;  // the furthest reported
+  bool awaiting_confirmation = false;
+  bool fell_back = false;
+  std::string provider_message_id;
 };
 
 // One reminder timeline: everything the rules need to decide, keyed by the timeline key (the
@@ -99,12 +127,27 @@ struct CustomerLedger {
   std::set<relance::v1::Channel> opted_out;
   // Invoices that were ever late, with the day they became so (YYYY-MM-DD).
   std::map<std::string, std::string> late_invoices;
+  // Messages handed to providers, by reminder id (and call tasks, by task id).
+  std::map<std::string, SentReminder> reminders;
+  // Channels that did not deliver a stage's message, by stage key: the stage moves on to the
+  // next channel.
+  std::map<std::string, std::set<relance::v1::Channel>> stage_failed_channels;
+};
+
+// What applying one event changed beyond the invoices.
+struct EventEffects {
+  // A delivery report moved a reminder's status forward (publish it); repeats and reports
+  // that arrive after a later status do not.
+  bool status_changed = false;
+  // A report of non-delivery reopened the reminder's stage for the next channel.
+  bool fell_back = false;
 };
 
 struct ApplyResult {
   bool duplicate = false;
   // Invoices this event closed (paid in full, cancelled) that had received reminders.
   std::vector<std::string> resolved_after_reminders;
+  EventEffects effects;
 };
 
 // The ledger behind the scheduler and the rules. The in-memory one serves the skeleton and the
@@ -123,7 +166,13 @@ LedgerPtr make_in_memory_ledger(std::size_t dedup_window = 1'000'000);
 
 // The state transitions themselves, shared by every Ledger implementation.
 // Returns the invoices the event closed after they had received reminders.
-std::vector<std::string> apply_event(CustomerLedger& ledger, const relance::v1::InvoiceEvent& event);
+std::vector<std::string> apply_event(CustomerLedger& ledger, const relance::v1::InvoiceEvent& event,
+                                     EventEffects* effects = nullptr);
+// Treats a reminder as not delivered: reopens its stage for the next channel and forgets the
+// contact. False when it was already delivered, already fell back, or is unknown.
+bool fall_back(CustomerLedger& ledger, const std::string& reminder_id);
+// How far along a delivery status is; a report never moves a reminder backwards.
+int delivery_rank(relance::v1::DeliveryStatus status);
 void apply_action(CustomerLedger& ledger, const ActionRecord& action);
 ContactValidity check_contacts(const relance::v1::Customer& customer);
 

@@ -69,7 +69,82 @@ ContactValidity check_contacts(const v1::Customer& customer) {
   return v;
 }
 
-std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& event) {
+int delivery_rank(v1::DeliveryStatus status) {
+  switch (status) {
+    case v1::QUEUED:
+      return 0;
+    case v1::SENT:
+    case v1::OUTCOME_UNKNOWN:
+      return 1;
+    case v1::FAILED:
+    case v1::UNDELIVERED:
+    case v1::BOUNCED:
+      return 2;
+    case v1::DELIVERED:
+      return 3;
+    case v1::READ:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+bool fall_back(CustomerLedger& c, const std::string& reminder_id) {
+  auto it = c.reminders.find(reminder_id);
+  if (it == c.reminders.end()) return false;
+  auto& r = it->second;
+  if (r.fell_back || delivery_rank(r.status) >= delivery_rank(v1::DELIVERED)) return false;
+  r.fell_back = true;
+  r.awaiting_confirmation = false;
+  c.stage_failed_channels[r.stage_key].insert(r.channel);
+  // The stage is open again for its next channel; a later stage already reached stays.
+  for (std::size_t i = 0; i < r.reached.size(); ++i) {
+    const auto& [subject, reached] = r.reached[i];
+    auto stage = c.last_stage.find(subject);
+    if (stage == c.last_stage.end() || stage->second != reached) continue;
+    if (r.before[i].second < 0) {
+      c.last_stage.erase(stage);
+    } else {
+      stage->second = r.before[i].second;
+    }
+  }
+  // The customer was not reached: the contact does not count towards the cap.
+  if (auto made = std::find(c.contacts_made.begin(), c.contacts_made.end(), r.sent_at); made != c.contacts_made.end()) {
+    c.contacts_made.erase(made);
+  }
+  return true;
+}
+
+namespace {
+
+void apply_delivery_report(CustomerLedger& c, const v1::DeliveryStatusReported& k, EventEffects* effects) {
+  auto it = c.reminders.find(k.reminder_id());
+  if (it == c.reminders.end()) return;
+  auto& r = it->second;
+  // Reports arrive out of order and repeat: only a step forward counts.
+  if (delivery_rank(k.status()) <= delivery_rank(r.status)) return;
+  r.status = k.status();
+  if (!k.provider_message_id().empty()) r.provider_message_id = k.provider_message_id();
+  if (effects) effects->status_changed = true;
+  if (delivery_rank(k.status()) >= delivery_rank(v1::DELIVERED)) {
+    r.awaiting_confirmation = false;
+  } else if (fall_back(c, k.reminder_id()) && effects) {
+    effects->fell_back = true;
+  }
+}
+
+v1::InvoiceEvent derived_event(const v1::InvoiceEvent& from) {
+  v1::InvoiceEvent e;
+  e.set_event_id(from.event_id());
+  *e.mutable_occurred_at() = from.occurred_at();
+  e.set_tenant_id(from.tenant_id());
+  e.set_source(from.source());
+  return e;
+}
+
+}  // namespace
+
+std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& event, EventEffects* effects) {
   if (!event.tenant_id().empty()) c.tenant_id = event.tenant_id();
   // Which invoices were open with reminders before, to tell which this event closes.
   std::vector<std::string> open_before;
@@ -182,6 +257,45 @@ std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& 
       }
       break;
     }
+    case v1::InvoiceEvent::kDeliveryStatusReported:
+      apply_delivery_report(c, event.delivery_status_reported(), effects);
+      break;
+    case v1::InvoiceEvent::kContactUnreachable:
+      for (auto channel : event.contact_unreachable().channels()) c.failed_channels.insert(static_cast<v1::Channel>(channel));
+      break;
+    case v1::InvoiceEvent::kCallOutcomeRecorded: {
+      // The call's task names its invoices; the outcome becomes the same fact billing would send.
+      const auto& k = event.call_outcome_recorded();
+      auto task = c.reminders.find(k.task_id());
+      if (task == c.reminders.end()) break;
+      auto fact = derived_event(event);
+      switch (k.outcome()) {
+        case v1::CallOutcomeRecorded::PROMISE_TO_PAY: {
+          auto* promise = fact.mutable_promise_to_pay();
+          for (const auto& id : task->second.invoice_ids) promise->add_invoice_ids(id);
+          promise->set_promised_on(k.promised_on());
+          promise->set_note(k.note());
+          apply_event(c, fact);
+          break;
+        }
+        case v1::CallOutcomeRecorded::DISPUTE:
+          for (const auto& id : task->second.invoice_ids) {
+            auto* dispute = fact.mutable_dispute_opened();
+            dispute->set_invoice_id(id);
+            dispute->set_dispute_id(k.task_id());
+            dispute->set_reason(k.note());
+            apply_event(c, fact);
+          }
+          break;
+        case v1::CallOutcomeRecorded::WRONG_NUMBER:
+          // Every channel that uses the phone number; a new number in a customer update clears it.
+          for (auto channel : {v1::SMS, v1::WHATSAPP, v1::CALL_TASK}) c.failed_channels.insert(channel);
+          break;
+        default:
+          break;
+      }
+      break;
+    }
     case v1::InvoiceEvent::KIND_NOT_SET:
       break;
   }
@@ -193,11 +307,28 @@ std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& 
 }
 
 void apply_action(CustomerLedger& c, const ActionRecord& action) {
+  SentReminder* sent = nullptr;
+  if (action.contacted && !action.reminder_id.empty()) {
+    sent = &c.reminders[action.reminder_id];
+    sent->stage_key = action.stage_key;
+    sent->channel = action.channel;
+    sent->invoice_ids = action.invoice_ids;
+    sent->stage = action.stage;
+    sent->tone = action.tone;
+    sent->sent_at = action.at;
+    sent->awaiting_confirmation = action.awaiting_confirmation;
+    sent->provider_message_id = action.provider_message_id;
+  }
   for (const auto& [subject, stage] : action.subjects) {
     auto [it, inserted] = c.last_stage.emplace(subject, stage);
+    if (sent != nullptr) {
+      sent->reached.emplace_back(subject, stage);
+      sent->before.emplace_back(subject, inserted ? -1 : it->second);
+    }
     if (!inserted) it->second = std::max(it->second, stage);
   }
   if (action.channel_failed_permanently) c.failed_channels.insert(action.channel);
+  if (action.opted_out) c.opted_out.insert(action.channel);
   for (const auto& id : action.invoice_ids) {
     auto it = c.invoices.find(id);
     if (it == c.invoices.end()) continue;

@@ -14,6 +14,9 @@ struct RenderedMessage {
   std::string reminder_id;
   relance::v1::Channel channel = relance::v1::CHANNEL_UNSPECIFIED;
   std::string customer_id;
+  // The timeline (Kafka record key) the message belongs to: provider callbacks about it are
+  // published back under this key.
+  std::string timeline_key;
   std::string to;        // an email address or an E.164 number
   std::string to_name;
   std::string locale;

@@ -307,8 +307,22 @@ Instant ReminderRules::open_slot(const Context& ctx, Instant at, v1::Channel cha
   return t;
 }
 
+const std::set<v1::Channel>* ReminderRules::failed_for(const Context& ctx, const std::string& stage_key) const {
+  auto it = ctx.ledger.stage_failed_channels.find(stage_key);
+  return it == ctx.ledger.stage_failed_channels.end() ? nullptr : &it->second;
+}
+
+std::string ReminderRules::stage_key_of(const Context& ctx, const std::vector<Pending>& items, int stage_index) const {
+  std::vector<std::string> subjects;
+  subjects.reserve(items.size());
+  for (const auto& p : items) subjects.push_back(subject_token(p.subject_id(), p.stage_index));
+  std::sort(subjects.begin(), subjects.end());
+  return make_stage_key(ctx.ledger.key, std::move(subjects), policy_.stages(stage_index).name());
+}
+
 v1::Channel ReminderRules::pick_channel(const Context& ctx, ActionKind kind, int stage_index, AmountTierKind tier,
-                                        std::vector<std::string>* why) const {
+                                        std::vector<std::string>* why,
+                                        const std::set<v1::Channel>* failed_here) const {
   if (kind == ActionKind::kEscalation) {
     // A hand-off to the collections team: the team is told, whatever the customer's channels.
     if (available_.count(v1::CALL_TASK)) {
@@ -336,6 +350,10 @@ v1::Channel ReminderRules::pick_channel(const Context& ctx, ActionKind kind, int
     }
     if (const char* reason = unusable(ctx, channel)) {
       if (why) why->push_back(cat(channel_name(channel), " skipped: ", reason));
+      return false;
+    }
+    if (failed_here != nullptr && failed_here->count(channel)) {
+      if (why) why->push_back(cat(channel_name(channel), " skipped: did not deliver this stage's message (fallback)"));
       return false;
     }
     if (why) why->push_back(cat(channel_name(channel), " chosen", is_preferred ? " (customer's preference)" : ""));
@@ -561,7 +579,9 @@ ReminderRules::Choice ReminderRules::choose(const Context& ctx, const std::vecto
       }
     }
   }
-  c.channel = pick_channel(ctx, kind, c.stage_index, c.tier, nullptr);
+  const std::set<v1::Channel>* failed_here = nullptr;
+  if (!ctx.ledger.stage_failed_channels.empty()) failed_here = failed_for(ctx, stage_key_of(ctx, items, c.stage_index));
+  c.channel = pick_channel(ctx, kind, c.stage_index, c.tier, nullptr, failed_here);
   return c;
 }
 
@@ -657,7 +677,7 @@ Decision ReminderRules::decide(const Context& ctx, std::vector<Pending> items, A
   if (d.recurring_late_payer) d.explanation.push_back("recurring late payer: ask for a deposit or upfront payment");
   d.explanation.push_back(cat("tone=", tone_name(d.tone)));
 
-  d.channel = pick_channel(ctx, kind, d.stage_index, d.tier, &d.explanation);
+  d.channel = pick_channel(ctx, kind, d.stage_index, d.tier, &d.explanation, failed_for(ctx, d.stage_key));
   if (d.channel == v1::CHANNEL_UNSPECIFIED) {
     d.suppressed = true;
     d.suppression_reason = "no channel can reach the customer";

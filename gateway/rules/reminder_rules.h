@@ -92,8 +92,13 @@ class ReminderRules {
   Choice choose(const Context& ctx, const std::vector<Pending>& items, ActionKind kind) const;
   Decision decide(const Context& ctx, std::vector<Pending> items, ActionKind kind, const Choice& choice) const;
   // The first usable channel for the stage; with `why`, the reasons for each one passed over.
+  // Channels in `failed_here` did not deliver this stage's message before (a fallback).
   relance::v1::Channel pick_channel(const Context& ctx, ActionKind kind, int stage_index, AmountTierKind tier,
-                                    std::vector<std::string>* why) const;
+                                    std::vector<std::string>* why,
+                                    const std::set<relance::v1::Channel>* failed_here = nullptr) const;
+  // The channels that did not deliver this group's stage message, or nullptr.
+  const std::set<relance::v1::Channel>* failed_for(const Context& ctx, const std::string& stage_key) const;
+  std::string stage_key_of(const Context& ctx, const std::vector<Pending>& items, int stage_index) const;
   // Why `channel` cannot be used for this customer now, or nullptr when it can.
   const char* unusable(const Context& ctx, relance::v1::Channel channel) const;
   AmountTierKind tier_of_total(const std::string& currency, int64_t minor_units) const;

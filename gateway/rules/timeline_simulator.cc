@@ -17,6 +17,8 @@ ledger::ActionRecord action_record(const Decision& decision, Instant at, bool co
   action.contacted = contacted;
   action.overdue = decision.overdue;
   action.broken_promise = decision.broken_promise && advance;
+  action.reminder_id = decision.reminder_id;
+  action.stage_key = decision.stage_key;
   return action;
 }
 

@@ -279,17 +279,24 @@ TEST(PreviewFunction, AvailableChannelsAreThoseTheGatewayBuilds) {
   };
   // The gateway always has a producer: call tasks go to their topic. This one never connects.
   kafka::Producer producer(kafka::Properties{{"bootstrap.servers", "127.0.0.1:1"}});
+  channels::http::TransferLoop loop;
   auto config = config::default_config();
   config.mutable_channels()->mutable_capture()->set_dir((dir.path() / "outbox").string());
-  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer)));
+  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer, loop)));
 
   config.mutable_channels()->mutable_email()->set_smtp_url("smtp://127.0.0.1:2525");
   config.mutable_channels()->mutable_email()->set_from("billing@example.fr");
   EXPECT_EQ(channels::available_channels(config), (std::set<v1::Channel>{v1::EMAIL, v1::CALL_TASK}));
-  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer)));
+  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer, loop)));
+
+  // SMS through a Twilio-compatible provider; no WhatsApp sender, so no WhatsApp.
+  config.mutable_channels()->mutable_twilio()->set_account_sid("AC00000000000000000000000000000000");
+  config.mutable_channels()->mutable_twilio()->set_sms_from("+15005550006");
+  EXPECT_EQ(channels::available_channels(config), (std::set<v1::Channel>{v1::EMAIL, v1::SMS, v1::CALL_TASK}));
+  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer, loop)));
 
   config.mutable_channels()->mutable_capture()->set_always(true);
-  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer)));
+  EXPECT_EQ(channels::available_channels(config), keys(channels::make_channels(config, {}, &producer, loop)));
 }
 
 // ---- Over HTTP ----

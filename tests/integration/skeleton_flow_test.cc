@@ -58,7 +58,8 @@ class SkeletonFlowTest : public ::testing::Test {
     outcomes_ = "relance.reminder-outcomes." + suffix_;
     // One partition: records are processed in the order they are produced.
     calls_ = "relance.call-tasks." + suffix_;
-    create_topics(bootstrap_, {input_, delivery_, dlq_, outcomes_, calls_}, 1);
+    inbound_ = "relance.inbound-replies." + suffix_;
+    create_topics(bootstrap_, {input_, delivery_, dlq_, outcomes_, calls_, inbound_}, 1);
 
     work_ = fs::temp_directory_path() / ("relance-it-" + suffix_);
     fs::create_directories(work_);
@@ -69,6 +70,7 @@ class SkeletonFlowTest : public ::testing::Test {
                                           << "  dlq_topic: " << dlq_ << "\n"
                                           << "  call_task_topic: relance.call-tasks." << suffix_ << "\n"
                                           << "  outcome_topic: " << outcomes_ << "\n"
+                                          << "  inbound_topic: " << inbound_ << "\n"
                                           << "  commit_interval: 200ms\n"
                                           << "channels:\n"
                                           << "  email:\n"
@@ -188,7 +190,7 @@ class SkeletonFlowTest : public ::testing::Test {
   }
 
   std::map<std::string, std::string> rig_;
-  std::string bootstrap_, suffix_, input_, delivery_, dlq_, outcomes_, calls_;
+  std::string bootstrap_, suffix_, input_, delivery_, dlq_, outcomes_, calls_, inbound_;
   fs::path maildir_, work_;
   std::unique_ptr<GatewayProcess> gateway_;
 };

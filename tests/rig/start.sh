@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Starts the integration-test rig on loopback: a single-node Kafka (KRaft,
-# broker+controller in one JVM) and a plain SMTP server writing to a Maildir.
-# Writes STATE_DIR/rig.env for the tests. Stop it with stop.sh STATE_DIR.
+# broker+controller in one JVM), a plain SMTP server writing to a Maildir and
+# a Prism mock of Twilio's REST API (the vendored OpenAPI contract). Writes
+# STATE_DIR/rig.env for the tests. Stop it with stop.sh STATE_DIR.
 #
 # Usage: start.sh STATE_DIR
-# Env:   RELANCE_CACHE_DIR  where the resolved Kafka class path is kept
-#                           (default: $HOME/.cache/relance)
+# Env:   RELANCE_CACHE_DIR  where the resolved Kafka class path and the Prism
+#                           install are kept (default: $HOME/.cache/relance)
 #        RELANCE_RIG_PYTHON interpreter that can import aiosmtpd
 #        JAVA_HOME          used if set, else java from PATH
 set -euo pipefail
@@ -26,6 +27,13 @@ LIB_DIR="$CACHE_DIR/lib"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 KAFKA_READY_TIMEOUT=90
 SMTP_READY_TIMEOUT=30
+PRISM_VERSION=5.14.2
+PRISM_DIR="${RELANCE_CACHE_DIR:-$HOME/.cache/relance}/prism"
+PRISM_BIN="$PRISM_DIR/node_modules/.bin/prism"
+TWILIO_SPEC=$(cd -- "$RIG_DIR/../contracts/twilio" && pwd)/twilio_api_v2010.json
+PRISM_READY_TIMEOUT=60
+# Any well-formed sid: Prism checks the pattern, never the credentials.
+PRISM_PROBE_ACCOUNT=AC00000000000000000000000000000000
 
 log() { echo "rig: $*"; }
 port_open() { { : <"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; }
@@ -65,7 +73,7 @@ rm -rf -- "$STATE_DIR/kafka-data" "$STATE_DIR/maildir" "$STATE_DIR/rig.env"
 
 # --- tools -----------------------------------------------------------------
 need() { command -v "$1" >/dev/null || { echo "rig: '$1' not found" >&2; exit 1; }; }
-need mvn; need kcat; need setsid; need "$JAVA"
+need mvn; need kcat; need setsid; need "$JAVA"; need curl; need node
 
 # The python3 first on PATH may be a pyenv/venv one without Debian's
 # python3-aiosmtpd, so fall back to the distribution interpreter.
@@ -113,17 +121,54 @@ resolve_kafka() {
   exec 9>&-
 }
 
+# --- Prism, installed once per version ----------------------------------------
+# Same scheme as the Kafka class path: a marker naming the installed version,
+# an install into a temp dir renamed in place, and flock against concurrent
+# runs. npm's own cache (~/.npm) makes a re-install after a version bump cheap.
+install_prism() {
+  local marker="$PRISM_DIR/.complete"
+  mkdir -p -- "$PRISM_DIR"
+  exec 8>"$PRISM_DIR/.lock"
+  flock 8
+  if [[ -x $PRISM_BIN && -f $marker && $(<"$marker") == "$PRISM_VERSION" ]]; then
+    exec 8>&-
+    return 0
+  fi
+  need npm
+  local tmp="$PRISM_DIR/install.tmp.$$"
+  rm -rf -- "$tmp" "$marker"
+  mkdir -p -- "$tmp"
+  # prism-cli 5.14 runs on Node 20 although a dependency asks for Node 22
+  # (an EBADENGINE warning, which lands in install.log with the rest).
+  if ! npm install --prefix "$tmp" --no-audit --no-fund --no-update-notifier \
+      "@stoplight/prism-cli@$PRISM_VERSION" >"$PRISM_DIR/install.log" 2>&1; then
+    rm -rf -- "$tmp"
+    cat "$PRISM_DIR/install.log" >&2
+    echo "rig: npm could not install @stoplight/prism-cli@$PRISM_VERSION" >&2
+    return 1
+  fi
+  # .bin/ holds relative links, so the tree can move as a whole.
+  rm -rf -- "$PRISM_DIR/node_modules" "$PRISM_DIR/package.json" "$PRISM_DIR/package-lock.json"
+  mv -- "$tmp/node_modules" "$PRISM_DIR/node_modules"
+  mv -- "$tmp/package.json" "$tmp/package-lock.json" "$PRISM_DIR/"
+  rm -rf -- "$tmp"
+  echo "$PRISM_VERSION" >"$marker"
+  exec 8>&-
+}
+
 t0=$(now_ms)
 resolve_kafka
 t_resolved=$(now_ms)
+install_prism
+t_prism_installed=$(now_ms)
 
 # --- ports -----------------------------------------------------------------
-# All three sockets are held open at once so the kernel hands out distinct
+# All four sockets are held open at once so the kernel hands out distinct
 # ports; there is still a short window before the servers bind them.
-read -r KAFKA_PORT CONTROLLER_PORT SMTP_PORT < <("$PYTHON" - <<'EOF'
+read -r KAFKA_PORT CONTROLLER_PORT SMTP_PORT PRISM_PORT < <("$PYTHON" - <<'EOF'
 import socket
 socks = []
-for _ in range(3):
+for _ in range(4):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -206,13 +251,25 @@ fi
   cat "$STATE_DIR/kafka-format.log" >&2
   exit 1
 }
+t_formatted=$(now_ms)
+
+# --- start Prism -----------------------------------------------------------
+# Started first and waited for last: parsing the 1.8 MB spec takes a few
+# seconds, which overlap with the broker's startup. Detached like the broker
+# (see below). Its command line does not name STATE_DIR, so the environment
+# marks it as this rig's for stop.sh.
+started=1
+t_prism=$(now_ms)
+RELANCE_RIG_STATE_DIR="$STATE_DIR" setsid nohup "$PRISM_BIN" mock -h 127.0.0.1 -p "$PRISM_PORT" \
+  "$TWILIO_SPEC" >"$STATE_DIR/prism.log" 2>&1 </dev/null &
+prism_pid=$!
+echo "$prism_pid" >"$STATE_DIR/prism.pid"
 
 # --- start Kafka -----------------------------------------------------------
 # setsid: the broker must outlive this script and not get the terminal's or
 # ctest's signals meant for it. Without job control a background child is
 # not a group leader, so setsid execs in place and $! is the JVM's pid.
 t_kafka=$(now_ms)
-started=1
 setsid nohup "${java_cmd[@]}" -Xms256m -Xmx512m -XX:+ExitOnOutOfMemoryError \
   kafka.Kafka "$PROPS" >"$STATE_DIR/kafka.log" 2>&1 </dev/null &
 kafka_pid=$!
@@ -247,7 +304,7 @@ if [[ $kafka_ready -ne 1 ]]; then
   exit 1
 fi
 log "kafka  127.0.0.1:$KAFKA_PORT ready in $(secs_since "$t_kafka") s" \
-  "(class path $(fmt_ms $((t_resolved - t0))) s, format $(fmt_ms $((t_kafka - t_resolved))) s)"
+  "(class path $(fmt_ms $((t_resolved - t0))) s, format $(fmt_ms $((t_formatted - t_prism_installed))) s)"
 
 # --- start SMTP ------------------------------------------------------------
 # -n: as root aiosmtpd would otherwise setuid to nobody and could no longer
@@ -283,11 +340,42 @@ if [[ $smtp_ready -ne 1 ]]; then
 fi
 log "smtp   127.0.0.1:$SMTP_PORT ready in $(secs_since "$t_smtp") s"
 
+# --- wait for Prism ------------------------------------------------------------
+# Listening is not enough (the spec may still be loading): wait until a valid
+# message create, as in EXTERNAL.md, gets its 201.
+prism_probe() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 -u "$PRISM_PROBE_ACCOUNT:rig-probe" \
+    --data-urlencode 'To=+33612345678' --data-urlencode 'From=+33757000000' \
+    --data-urlencode 'Body=rig readiness probe' \
+    "http://127.0.0.1:$PRISM_PORT/2010-04-01/Accounts/$PRISM_PROBE_ACCOUNT/Messages.json" 2>/dev/null
+}
+prism_ready=0
+deadline=$((SECONDS + PRISM_READY_TIMEOUT))
+while ((SECONDS < deadline)); do
+  if ! running "$prism_pid"; then
+    echo "rig: Prism exited during startup" >&2
+    break
+  fi
+  if port_open "$PRISM_PORT" && [[ $(prism_probe) == 201 ]]; then
+    prism_ready=1
+    break
+  fi
+  sleep 0.1
+done
+if [[ $prism_ready -ne 1 ]]; then
+  echo "rig: Prism not ready on 127.0.0.1:$PRISM_PORT; prism.log:" >&2
+  tail -n 60 "$STATE_DIR/prism.log" >&2 || true
+  exit 1
+fi
+log "prism  127.0.0.1:$PRISM_PORT ready in $(secs_since "$t_prism") s" \
+  "(install $(fmt_ms $((t_prism_installed - t_resolved))) s)"
+
 # Written last and atomically: its presence means the whole rig is up.
 cat >"$STATE_DIR/rig.env.tmp" <<EOF
 KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
 MAILDIR=$STATE_DIR/maildir
+PRISM_URL=http://127.0.0.1:$PRISM_PORT
 EOF
 mv -- "$STATE_DIR/rig.env.tmp" "$STATE_DIR/rig.env"
 log "env    $STATE_DIR/rig.env"

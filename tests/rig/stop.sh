@@ -25,11 +25,15 @@ running() {
 }
 
 # The pid may have been reused since the rig started; every rig process has
-# this state dir on its command line, so only signal one that does.
+# this state dir on its command line (Prism, whose arguments don't name it,
+# in its environment instead), so only signal one that does.
 ours() {
   local cmdline
   cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
-  [[ $cmdline == *"$STATE_DIR/"* ]]
+  [[ $cmdline == *"$STATE_DIR/"* ]] && return 0
+  local environ
+  environ=$(tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null) || return 1
+  [[ $'\n'$environ$'\n' == *$'\n'"RELANCE_RIG_STATE_DIR=$STATE_DIR"$'\n'* ]]
 }
 
 stop_one() {
@@ -61,7 +65,9 @@ stop_one() {
   rm -f -- "$pidfile"
 }
 
-# SMTP first: it is independent, and Kafka's shutdown is the slow one.
+# Prism and SMTP first: they are independent, and Kafka's shutdown is the
+# slow one.
+stop_one prism
 stop_one smtp
 stop_one kafka
 rm -f -- "$STATE_DIR/rig.env"

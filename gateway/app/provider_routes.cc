@@ -1,0 +1,303 @@
+#include "app/provider_routes.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "app/gateway.h"
+#include "channels/twilio/form.h"
+#include "channels/twilio/signature.h"
+#include "common/dates.h"
+
+namespace relance::app {
+
+namespace v1 = relance::v1;
+namespace twilio = relance::channels::twilio;
+
+namespace {
+
+// Provider callbacks are small forms; anything larger is not one.
+constexpr std::size_t kMaxCallbackBody = 64 * 1024;
+
+std::string param(const twilio::Params& params, const std::string& name) {
+  for (const auto& [k, v] : params) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+std::string upper_ascii(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+void text(httplib::Response& res, int status, const std::string& body) {
+  res.status = status;
+  res.set_content(body + "\n", "text/plain; charset=utf-8");
+}
+
+void json_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+  google::protobuf::Struct error;
+  (*error.mutable_fields())["error"].set_string_value(code);
+  (*error.mutable_fields())["message"].set_string_value(message);
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(error, &out);
+  res.status = status;
+  res.set_content(out, "application/json");
+}
+
+google::protobuf::Timestamp now_timestamp() {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+  google::protobuf::Timestamp t;
+  t.set_seconds(ms.count() / 1000);
+  t.set_nanos(static_cast<int32_t>((ms.count() % 1000) * 1'000'000));
+  return t;
+}
+
+// A verified webhook: its form and its query (where we put what identifies the reminder).
+struct SignedRequest {
+  twilio::Params form;
+  twilio::Params query;
+};
+
+class WebhookVerifier {
+ public:
+  WebhookVerifier(Gateway& gateway, const v1::Config& config) : gateway_(gateway) {
+    public_url_ = config.http().public_url();
+    while (!public_url_.empty() && public_url_.back() == '/') public_url_.pop_back();
+    const auto& t = config.channels().twilio();
+    header_ = t.signature_header().empty() ? "X-Twilio-Signature" : t.signature_header();
+    auto name = t.signing_secret_env().empty() ? t.auth_token_env() : t.signing_secret_env();
+    secret_ = config::lookup(gateway.environment(), name);
+  }
+
+  // Answers the request itself (400/403/413) and returns nothing when it is not genuine.
+  std::optional<SignedRequest> verify(const httplib::Request& req, httplib::Response& res) const {
+    if (req.body.size() > kMaxCallbackBody) {
+      reject(res, 413, "the body is too large for a provider callback");
+      return std::nullopt;
+    }
+    SignedRequest signed_request;
+    auto question = req.target.find('?');
+    if (question != std::string::npos) {
+      auto query = twilio::form_decode(std::string_view(req.target).substr(question + 1));
+      if (!query) {
+        reject(res, 400, "the query string is not valid");
+        return std::nullopt;
+      }
+      signed_request.query = std::move(*query);
+    }
+    bool json = req.get_header_value("Content-Type").rfind("application/json", 0) == 0;
+    if (!json) {
+      auto form = twilio::form_decode(req.body);
+      if (!form) {
+        reject(res, 400, "the body is not a valid form");
+        return std::nullopt;
+      }
+      signed_request.form = std::move(*form);
+    }
+    auto signature = req.get_header_value(header_.c_str());
+    if (signature.empty() && header_ != "X-Twilio-Signature") signature = req.get_header_value("X-Twilio-Signature");
+    // The URL the provider signed is the public one, whatever proxy stands in between.
+    auto url = public_url_ + req.target;
+    if (secret_.empty() ||
+        !twilio::validate_twilio_signature(url, signed_request.form, req.body, json, signature, secret_)) {
+      reject(res, 403, "signature mismatch");
+      return std::nullopt;
+    }
+    return signed_request;
+  }
+
+ private:
+  void reject(httplib::Response& res, int status, const std::string& why) const {
+    gateway_.count_rejected_callback();
+    spdlog::warn("provider callback refused: {}", why);
+    text(res, status, why);
+  }
+
+  Gateway& gateway_;
+  std::string public_url_;
+  std::string header_;
+  std::string secret_;
+};
+
+std::optional<v1::DeliveryStatus> status_of(const std::string& status) {
+  if (status == "delivered") return v1::DELIVERED;
+  if (status == "undelivered") return v1::UNDELIVERED;
+  if (status == "failed") return v1::FAILED;
+  if (status == "read") return v1::READ;
+  if (status == "sent") return v1::SENT;
+  return std::nullopt;  // queued, sending, accepted, scheduled...: nothing new for the trail
+}
+
+}  // namespace
+
+ReplyKeyword reply_keyword(const std::string& body) {
+  auto start = body.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos) return ReplyKeyword::kNone;
+  auto end = body.find_last_not_of(" \t\r\n.!");
+  auto word = upper_ascii(body.substr(start, end - start + 1));
+  // The keywords carriers and providers honour (CTIA, Twilio's defaults), and their French
+  // counterparts; a whole-message match, so a sentence that merely contains "stop" is a reply.
+  static const std::set<std::string> stop{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
+                                          "ARRET", "ARRÊT", "ARRETER", "DESABONNER", "DÉSABONNER", "STOP SMS"};
+  static const std::set<std::string> start_words{"START", "UNSTOP", "YES", "SUBSCRIBE", "OUI"};
+  if (stop.count(word)) return ReplyKeyword::kStop;
+  if (start_words.count(word)) return ReplyKeyword::kStart;
+  return ReplyKeyword::kNone;
+}
+
+void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+  if (config.channels().twilio().account_sid().empty()) return;
+  auto verifier = std::make_shared<WebhookVerifier>(gateway, config);
+  auto provider = config.channels().twilio().provider_name().empty() ? std::string("twilio")
+                                                                       : config.channels().twilio().provider_name();
+
+  server.Post("/v1/providers/twilio/status", [&gateway, verifier, provider](const httplib::Request& req,
+                                                                             httplib::Response& res) {
+    auto request = verifier->verify(req, res);
+    if (!request) return;
+    auto reminder_id = param(request->query, "rid");
+    auto key = param(request->query, "key");
+    auto sid = param(request->form, "MessageSid");
+    auto status_text = param(request->form, "MessageStatus");
+    if (status_text.empty()) status_text = param(request->form, "SmsStatus");
+    if (param(request->form, "EventType") == "READ") status_text = "read";
+    auto status = status_of(status_text);
+    if (reminder_id.empty() || key.empty() || !status) {
+      // Genuine but nothing to record (an intermediate status, a message sent by someone else).
+      return text(res, 200, "ok");
+    }
+    auto error_code = param(request->form, "ErrorCode");
+    v1::InvoiceEvent event;
+    // The same report always has the same id: repeats are applied once.
+    auto token = req.get_header_value("I-Twilio-Idempotency-Token");
+    event.set_event_id(token.empty() ? "status:" + sid + ":" + status_text + ":" + error_code : "status:" + token);
+    event.set_source(provider + "-status-callback");
+    *event.mutable_occurred_at() = now_timestamp();
+    auto* report = event.mutable_delivery_status_reported();
+    report->set_reminder_id(reminder_id);
+    report->set_channel(param(request->query, "ch") == "whatsapp" ? v1::WHATSAPP : v1::SMS);
+    report->set_provider(provider);
+    report->set_provider_message_id(sid);
+    report->set_status(*status);
+    report->set_error_code(error_code);
+    report->set_error_message(param(request->form, "ChannelStatusMessage"));
+    if (!gateway.submit_fact(key, event)) return text(res, 503, "try again");
+    text(res, 200, "ok");
+  });
+
+  server.Post("/v1/providers/twilio/inbound", [&gateway, verifier, provider](const httplib::Request& req,
+                                                                              httplib::Response& res) {
+    auto request = verifier->verify(req, res);
+    if (!request) return;
+    gateway.count_inbound();
+    auto from = param(request->form, "From");
+    auto body = param(request->form, "Body");
+    auto sid = param(request->form, "MessageSid");
+    bool whatsapp = from.rfind("whatsapp:", 0) == 0;
+    auto number = whatsapp ? from.substr(9) : from;
+    auto channel = whatsapp ? v1::WHATSAPP : v1::SMS;
+    auto key = gateway.key_for_phone(number);
+    auto keyword = reply_keyword(body);
+    // An empty TwiML answer: Relance replies to nobody by itself (the provider's own STOP
+    // handling already confirms opt-outs to the sender).
+    constexpr const char* kNoReply = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+    if (keyword != ReplyKeyword::kNone && key) {
+      v1::InvoiceEvent event;
+      event.set_event_id("inbound:" + sid);
+      event.set_source(provider + "-inbound");
+      *event.mutable_occurred_at() = now_timestamp();
+      auto* consent = event.mutable_consent_changed();
+      consent->set_customer_id(*key);
+      consent->set_channel(channel);
+      consent->set_granted(keyword == ReplyKeyword::kStart);
+      consent->set_source(whatsapp ? "whatsapp-reply" : "sms-reply");
+      if (!gateway.submit_fact(*key, event)) return text(res, 503, "try again");
+      res.set_content(kNoReply, "text/xml");
+      return;
+    }
+    v1::InboundReply reply;
+    reply.set_event_id("inbound:" + sid);
+    if (key) reply.set_customer_id(*key);
+    reply.set_channel(channel);
+    reply.set_from(number);
+    reply.set_to(param(request->form, "To"));
+    reply.set_body(body);
+    reply.set_provider(provider);
+    reply.set_provider_message_id(sid);
+    *reply.mutable_received_at() = now_timestamp();
+    if (!gateway.publish_inbound(reply)) return text(res, 503, "try again");
+    res.set_content(kNoReply, "text/xml");
+  });
+}
+
+void add_call_task_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+  auto token = config.http().admin_token_env().empty()
+                   ? std::string()
+                   : config::lookup(gateway.environment(), config.http().admin_token_env());
+  server.Post(R"(/v1/call-tasks/([A-Za-z0-9_.:\-]{1,200})/outcome)", [&gateway, token](const httplib::Request& req,
+                                                                                       httplib::Response& res) {
+    if (token.empty()) {
+      return json_error(res, 403, "forbidden", "set http.admin_token_env to record call outcomes");
+    }
+    auto auth = req.get_header_value("Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.rfind(kBearer, 0) != 0 ||
+        !twilio::constant_time_equal(std::string_view(auth).substr(kBearer.size()), token)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      return json_error(res, 401, "unauthorized", "a valid bearer token is required");
+    }
+    if (req.body.size() > kMaxCallbackBody) return json_error(res, 413, "too_large", "the body is too large");
+    google::protobuf::Struct body;
+    if (!google::protobuf::util::JsonStringToMessage(req.body, &body).ok()) {
+      return json_error(res, 400, "invalid_json", "the body must be a JSON object");
+    }
+    auto field = [&](const char* name) {
+      auto it = body.fields().find(name);
+      return it != body.fields().end() && it->second.has_string_value() ? it->second.string_value() : std::string();
+    };
+    static const std::map<std::string, v1::CallOutcomeRecorded::Outcome> outcomes{
+        {"reached", v1::CallOutcomeRecorded::REACHED},
+        {"promise_to_pay", v1::CallOutcomeRecorded::PROMISE_TO_PAY},
+        {"dispute", v1::CallOutcomeRecorded::DISPUTE},
+        {"wrong_number", v1::CallOutcomeRecorded::WRONG_NUMBER},
+        {"no_answer", v1::CallOutcomeRecorded::NO_ANSWER}};
+    auto outcome = outcomes.find(field("outcome"));
+    if (outcome == outcomes.end()) {
+      return json_error(res, 400, "invalid_outcome",
+                        "outcome: one of reached, promise_to_pay, dispute, wrong_number, no_answer");
+    }
+    auto promised_on = field("promised_on");
+    if (outcome->second == v1::CallOutcomeRecorded::PROMISE_TO_PAY && !parse_iso_date(promised_on)) {
+      return json_error(res, 400, "invalid_date", "promised_on: a YYYY-MM-DD date is required with promise_to_pay");
+    }
+    auto task_id = req.matches[1].str();
+    auto key = gateway.key_for_task(task_id);
+    if (!key && !field("customer_id").empty()) key = field("customer_id");
+    if (!key) {
+      return json_error(res, 404, "unknown_task",
+                        "this instance does not know the task; send customer_id (the task's customer.customer_id)");
+    }
+    v1::InvoiceEvent event;
+    event.set_event_id("call-outcome:" + task_id + ":" + outcome->first + ":" + promised_on);
+    event.set_source("relance-call-outcome");
+    *event.mutable_occurred_at() = now_timestamp();
+    auto* recorded = event.mutable_call_outcome_recorded();
+    recorded->set_task_id(task_id);
+    recorded->set_outcome(outcome->second);
+    recorded->set_promised_on(promised_on);
+    recorded->set_note(field("note"));
+    recorded->set_recorded_by(field("recorded_by"));
+    if (!gateway.submit_fact(*key, event)) return json_error(res, 503, "unavailable", "try again in a moment");
+    res.status = 202;
+    res.set_content(R"({"status":"recorded","task_id":")" + task_id + R"(","outcome":")" + outcome->first + "\"}",
+                    "application/json");
+  });
+}
+
+}  // namespace relance::app

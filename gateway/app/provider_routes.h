@@ -1,0 +1,23 @@
+#pragma once
+
+#include "relance/v1/config.pb.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace relance::app {
+
+class Gateway;
+
+// Provider webhooks (delivery reports, customers' replies) and support's call-task outcomes.
+// Each turns into a fact published to the input topic under the timeline's key, so the
+// instance that owns the timeline applies it in order with everything else.
+void add_provider_routes(httplib::Server& server, Gateway& gateway, const relance::v1::Config& config);
+void add_call_task_routes(httplib::Server& server, Gateway& gateway, const relance::v1::Config& config);
+
+// What a customer's reply asks for.
+enum class ReplyKeyword { kNone, kStop, kStart };
+ReplyKeyword reply_keyword(const std::string& body);
+
+}  // namespace relance::app

@@ -1,0 +1,555 @@
+// Dispatch throughput of the Twilio adapter over keep-alive HTTP, set beside wrk's requests/s
+// against the same local sink (tests/bench/dispatch.sh runs both and prints the table).
+//
+//   relance_dispatch_bench sink --port 0 [--threads 4] [--server epoll|httplib]
+//       A Twilio-shaped sink: POST /2010-04-01/Accounts/{sid}/Messages.json → 201 and a small
+//       fixed message resource. Prints "listening port=P" once, nothing per request.
+//   relance_dispatch_bench dispatch --url http://127.0.0.1:P --messages N --in-flight K [--repeat R]
+//       One TwilioAccount (max_in_flight K, no rate limit, no StatusCallback) on one
+//       TransferLoop, driven on this thread as the gateway drives it: N SMS per round, all
+//       handed to send() at once, the loop run until every `done` has been called. Prints one
+//       line of key=value pairs.
+//   relance_dispatch_bench wrk-script
+//       The wrk Lua script sending the request the adapter sends (same form fields and size,
+//       same Basic auth, same Accept header).
+//
+// The sink is an epoll server by default: one acceptor handing connections round-robin to
+// --threads workers, each running its own epoll. cpp-httplib's Server (--server httplib) ties a
+// worker to a keep-alive connection for the connection's life, so with fewer workers than
+// connections the extra connections wait for a worker that never frees up while the client
+// keeps them busy: it only measures correctly with --threads ≥ the concurrency.
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "channels/channel.h"
+#include "channels/http/transfer_loop.h"
+#include "channels/twilio/form.h"
+#include "channels/twilio/twilio_channel.h"
+#include "relance/v1/config.pb.h"
+
+namespace relance::bench {
+namespace {
+
+namespace v1 = relance::v1;
+using channels::Outgoing;
+using channels::SendResult;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kAccountSid = "AC0123456789abcdef0123456789abcdef";
+constexpr const char* kAuthToken = "f00dfeedc0ffee0123456789abcdef01";
+constexpr const char* kFrom = "+33757000001";
+constexpr std::string_view kMessagesPrefix = "/2010-04-01/Accounts/";
+constexpr std::string_view kMessagesSuffix = "/Messages.json";
+constexpr std::string_view kCreatedBody =
+    R"({"sid":"SM0123456789abcdef0123456789abcdef","account_sid":"AC0123456789abcdef0123456789abcdef",)"
+    R"("status":"queued","num_segments":"1","direction":"outbound-api","price":null,)"
+    R"("error_code":null,"error_message":null,"api_version":"2010-04-01"})";
+
+// --- the messages -----------------------------------------------------------------------------
+
+// A first SMS reminder as the renderer writes it: 152 GSM-7 characters, one segment; the same
+// length for every index so that every request has the same size.
+RenderedMessage reminder(std::size_t i) {
+  RenderedMessage m;
+  char buffer[256];
+  std::snprintf(buffer, sizeof buffer, "rem_%08zx", i);
+  m.reminder_id = buffer;
+  m.channel = v1::SMS;
+  std::snprintf(buffer, sizeof buffer, "cus_%06zu", i % 1'000'000);
+  m.customer_id = buffer;
+  m.timeline_key = m.customer_id;
+  std::snprintf(buffer, sizeof buffer, "+336%08zu", i % 100'000'000);
+  m.to = buffer;
+  m.locale = "fr-FR";
+  std::snprintf(buffer, sizeof buffer,
+                "Relance: la facture F-2026-%06zu de 1 249,90 EUR est echue depuis le 12/03. Reglez-la en 1 clic "
+                "sur https://pay.example.fr/r/%08zx ou repondez STOP.",
+                i % 1'000'000, (i * 2654435761U) & 0xffffffffU);
+  m.text = buffer;
+  return m;
+}
+
+// The form the adapter posts for reminder(i) (To, From, Body: no StatusCallback, no validity).
+std::string create_form(std::size_t i) {
+  auto m = reminder(i);
+  return channels::twilio::form_encode({{"To", m.to}, {"From", kFrom}, {"Body", m.text}});
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    for (int s : {18, 12, 6, 0}) out += kAlphabet[(v >> s) & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+int wrk_script() {
+  std::printf(
+      "-- Generated by relance_dispatch_bench wrk-script: the create request TwilioAccount sends.\n"
+      "wrk.method = \"POST\"\n"
+      "wrk.path = \"%.*s%s%.*s\"\n"
+      "wrk.headers[\"Authorization\"] = \"Basic %s\"\n"
+      "wrk.headers[\"Accept\"] = \"application/json\"\n"
+      "wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n"
+      "wrk.body = \"%s\"\n",
+      static_cast<int>(kMessagesPrefix.size()), kMessagesPrefix.data(), kAccountSid,
+      static_cast<int>(kMessagesSuffix.size()), kMessagesSuffix.data(),
+      base64(std::string(kAccountSid) + ":" + kAuthToken).c_str(), create_form(0).c_str());
+  return 0;
+}
+
+// --- the sink ---------------------------------------------------------------------------------
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool is_messages_path(std::string_view target) {
+  if (target.size() <= kMessagesPrefix.size() + kMessagesSuffix.size()) return false;
+  if (target.substr(0, kMessagesPrefix.size()) != kMessagesPrefix) return false;
+  if (target.substr(target.size() - kMessagesSuffix.size()) != kMessagesSuffix) return false;
+  auto sid = target.substr(kMessagesPrefix.size(), target.size() - kMessagesPrefix.size() - kMessagesSuffix.size());
+  return !sid.empty() && sid.find('/') == std::string_view::npos;
+}
+
+std::string response(int status, std::string_view reason, std::string_view body, bool close) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  if (close) out += "Connection: close\r\n";
+  out += "\r\n";
+  out += body;
+  return out;
+}
+
+struct Connection {
+  int fd = -1;
+  std::string in;
+  std::string out;
+  bool continued = false;  // "100 Continue" sent for the request being read
+  bool closing = false;    // close once `out` is written
+  bool polling_out = false;  // registered for EPOLLOUT (a short write left output behind)
+};
+
+// Answers every complete request buffered in `c.in` (pipelining allowed). HTTP/1.1 with
+// Content-Length bodies only: a chunked request gets 411 and the connection is closed.
+void serve_buffered(Connection& c, const std::string& created) {
+  std::size_t pos = 0;
+  while (!c.closing) {
+    auto head_end = c.in.find("\r\n\r\n", pos);
+    if (head_end == std::string::npos) {
+      if (c.in.size() - pos > 64 * 1024) {
+        c.out += response(431, "Request Header Fields Too Large", "{}", true);
+        c.closing = true;
+      }
+      break;
+    }
+    std::string_view head(c.in.data() + pos, head_end - pos);
+    auto line_end = head.find("\r\n");
+    auto request_line = head.substr(0, line_end);
+    auto sp1 = request_line.find(' ');
+    auto sp2 = request_line.rfind(' ');
+    if (sp1 == std::string_view::npos || sp2 == sp1) {
+      c.out += response(400, "Bad Request", "{}", true);
+      c.closing = true;
+      break;
+    }
+    auto method = request_line.substr(0, sp1);
+    auto target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+    auto version = request_line.substr(sp2 + 1);
+    std::size_t length = 0;
+    bool chunked = false, expect_continue = false;
+    bool keep_alive = version == "HTTP/1.1";
+    while (line_end != std::string_view::npos) {
+      auto start = line_end + 2;
+      line_end = head.find("\r\n", start);
+      auto line = head.substr(start, line_end == std::string_view::npos ? std::string_view::npos : line_end - start);
+      auto colon = line.find(':');
+      if (colon == std::string_view::npos) continue;
+      auto name = line.substr(0, colon);
+      auto value = trim(line.substr(colon + 1));
+      if (iequals(name, "content-length")) {
+        length = std::strtoul(std::string(value).c_str(), nullptr, 10);
+      } else if (iequals(name, "transfer-encoding")) {
+        chunked = !iequals(value, "identity");
+      } else if (iequals(name, "connection")) {
+        if (iequals(value, "close")) keep_alive = false;
+        if (iequals(value, "keep-alive")) keep_alive = true;
+      } else if (iequals(name, "expect")) {
+        expect_continue = iequals(value, "100-continue");
+      }
+    }
+    if (chunked) {
+      c.out += response(411, "Length Required", "{}", true);
+      c.closing = true;
+      break;
+    }
+    auto body_start = head_end + 4;
+    if (c.in.size() - body_start < length) {
+      if (expect_continue && !c.continued) {
+        c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+        c.continued = true;
+      }
+      break;
+    }
+    c.continued = false;
+    if (!is_messages_path(target)) {
+      c.out += response(404, "Not Found", R"({"code":20404,"message":"not found","status":404})", !keep_alive);
+    } else if (method != "POST") {
+      c.out += response(405, "Method Not Allowed", R"({"code":20004,"message":"method not allowed","status":405})",
+                        !keep_alive);
+    } else {
+      c.out += created;
+      if (!keep_alive) c.out.insert(c.out.size() - kCreatedBody.size() - 2, "Connection: close\r\n");
+    }
+    pos = body_start + length;
+    if (!keep_alive) c.closing = true;
+  }
+  c.in.erase(0, pos);
+}
+
+class EpollWorker {
+ public:
+  explicit EpollWorker(const std::string& created) : created_(created), epoll_(epoll_create1(EPOLL_CLOEXEC)) {
+    if (epoll_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+    thread_ = std::thread([this] { run(); });
+  }
+  // Takes a connected, non-blocking socket; from here on only this worker's thread touches it.
+  void adopt(int fd) {
+    auto* c = new Connection{fd, {}, {}, false, false, false};
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.ptr = c;
+    if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      ::close(fd);
+      delete c;
+    }
+  }
+
+ private:
+  void run() {
+    std::vector<epoll_event> events(256);
+    char buffer[16 * 1024];
+    for (;;) {
+      int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        std::perror("epoll_wait");
+        return;
+      }
+      for (int i = 0; i < n; ++i) {
+        auto* c = static_cast<Connection*>(events[i].data.ptr);
+        bool open = true;
+        if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+          ssize_t got = ::recv(c->fd, buffer, sizeof buffer, 0);
+          if (got > 0) {
+            c->in.append(buffer, static_cast<std::size_t>(got));
+            serve_buffered(*c, created_);
+          } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+            open = false;
+          }
+        }
+        if (open) open = flush(*c);
+        if (!open) {
+          epoll_ctl(epoll_, EPOLL_CTL_DEL, c->fd, nullptr);
+          ::close(c->fd);
+          delete c;
+        }
+      }
+    }
+  }
+  // Writes what can be written; false when the connection is to be closed.
+  bool flush(Connection& c) {
+    while (!c.out.empty()) {
+      ssize_t sent = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+      if (sent < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return false;
+        break;
+      }
+      c.out.erase(0, static_cast<std::size_t>(sent));
+    }
+    if (c.out.empty() && c.closing) return false;
+    bool want_output = !c.out.empty();
+    if (want_output != c.polling_out) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLRDHUP | (want_output ? EPOLLOUT : 0U);
+      ev.data.ptr = &c;
+      epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+      c.polling_out = want_output;
+    }
+    return true;
+  }
+
+  const std::string& created_;
+  int epoll_;
+  std::thread thread_;
+};
+
+int listen_socket(int port, int& bound_port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 1024) != 0) {
+    throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno));
+  }
+  socklen_t size = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size);
+  bound_port = ntohs(addr.sin_port);
+  return fd;
+}
+
+int run_epoll_sink(int port, int threads) {
+  static const std::string created = response(201, "Created", kCreatedBody, false);
+  int bound = 0;
+  int listener = listen_socket(port, bound);
+  std::vector<std::unique_ptr<EpollWorker>> workers;
+  for (int i = 0; i < threads; ++i) workers.push_back(std::make_unique<EpollWorker>(created));
+  std::printf("listening port=%d server=epoll threads=%d\n", bound, threads);
+  std::fflush(stdout);
+  std::size_t next = 0;
+  for (;;) {
+    int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) continue;
+      std::perror("accept4");
+      return 1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    workers[next++ % workers.size()]->adopt(fd);
+  }
+}
+
+int run_httplib_sink(int port, int threads) {
+  httplib::Server server;
+  auto workers = static_cast<std::size_t>(threads);
+  server.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  server.set_tcp_nodelay(true);
+  server.set_keep_alive_max_count(std::numeric_limits<std::size_t>::max());
+  server.set_keep_alive_timeout(60);
+  const std::string body(kCreatedBody);
+  server.Post(R"(/2010-04-01/Accounts/([^/]+)/Messages\.json)", [&body](const httplib::Request&, httplib::Response& res) {
+    res.status = 201;
+    res.set_content(body, "application/json");
+  });
+  int bound = port;
+  if (port == 0) {
+    bound = server.bind_to_any_port("127.0.0.1");
+  } else if (!server.bind_to_port("127.0.0.1", port)) {
+    bound = -1;
+  }
+  if (bound <= 0) {
+    std::fprintf(stderr, "cannot listen on 127.0.0.1:%d\n", port);
+    return 1;
+  }
+  std::printf("listening port=%d server=httplib threads=%d\n", bound, threads);
+  std::fflush(stdout);
+  return server.listen_after_bind() ? 0 : 1;
+}
+
+// --- the dispatch -----------------------------------------------------------------------------
+
+struct Round {
+  double seconds = 0;
+  double cpu_seconds = 0;  // user + system time of this process during the round
+  std::size_t accepted = 0;
+  std::size_t errors = 0;
+  std::string first_error;
+};
+
+double cpu_now() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(u.ru_utime) + seconds(u.ru_stime);
+}
+
+const char* kind_name(SendResult::Kind kind) {
+  switch (kind) {
+    case SendResult::Kind::kAccepted: return "accepted";
+    case SendResult::Kind::kRetriable: return "retriable";
+    case SendResult::Kind::kPermanent: return "permanent";
+    case SendResult::Kind::kUnknown: return "unknown";
+    case SendResult::Kind::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+// Sends `count` reminders starting at index `first` and runs the loop until all are answered.
+Round dispatch_round(channels::twilio::TwilioAccount& account, channels::http::TransferLoop& loop, std::size_t first,
+                     std::size_t count) {
+  std::vector<RenderedMessage> messages;
+  messages.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) messages.push_back(reminder(first + i));
+
+  Round round;
+  std::size_t finished = 0;
+  auto cpu_start = cpu_now();
+  auto start = Clock::now();
+  for (auto& m : messages) {
+    Outgoing out;
+    out.message = std::move(m);
+    out.done = [&round, &finished](SendResult r) {
+      ++finished;
+      if (r.kind == SendResult::Kind::kAccepted && !r.provider_message_id.empty()) {
+        ++round.accepted;
+      } else {
+        ++round.errors;
+        if (round.first_error.empty()) {
+          round.first_error = std::string(kind_name(r.kind)) + " " + r.provider_code + " " + r.message;
+        }
+      }
+    };
+    account.send(v1::SMS, std::move(out));
+  }
+  auto last_progress = Clock::now();
+  std::size_t last_finished = finished;
+  while (finished < count) {
+    loop.run_once(std::chrono::milliseconds(100));
+    if (finished != last_finished) {
+      last_finished = finished;
+      last_progress = Clock::now();
+    } else if (Clock::now() - last_progress > std::chrono::seconds(60)) {
+      throw std::runtime_error("no answer for 60 s: " + std::to_string(finished) + "/" + std::to_string(count) +
+                               " finished");
+    }
+  }
+  round.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  round.cpu_seconds = cpu_now() - cpu_start;
+  return round;
+}
+
+int run_dispatch(const std::string& url, std::size_t messages, int in_flight, int repeat, std::size_t warmup) {
+  v1::TwilioChannelConfig config;
+  config.set_base_url(url);
+  config.set_account_sid(kAccountSid);
+  config.set_sms_from(kFrom);
+  config.set_max_in_flight(in_flight);
+  config.set_default_mps(0);
+  config.mutable_timeout()->set_seconds(10);
+  channels::http::TransferLoop loop;
+  channels::twilio::TwilioAccount account(config, kAuthToken, "", loop);
+
+  std::size_t next = 0;
+  // Opens the connections and warms the caches; not counted.
+  auto warm = dispatch_round(account, loop, next, warmup);
+  next += warmup;
+  std::size_t errors = warm.errors;
+  std::string first_error = warm.first_error;
+
+  std::vector<double> rates;
+  double cpu = 0, wall = 0;
+  for (int r = 0; r < repeat; ++r) {
+    auto round = dispatch_round(account, loop, next, messages);
+    next += messages;
+    rates.push_back(static_cast<double>(messages) / round.seconds);
+    cpu += round.cpu_seconds;
+    wall += round.seconds;
+    errors += round.errors;
+    if (first_error.empty()) first_error = round.first_error;
+  }
+  auto sorted = rates;
+  std::sort(sorted.begin(), sorted.end());
+  auto n = sorted.size();
+  double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  std::string all;
+  for (auto rate : rates) all += (all.empty() ? "" : ",") + std::to_string(static_cast<long long>(rate));
+  auto total = static_cast<double>(messages) * repeat;
+  std::printf(
+      "dispatch messages=%zu in_flight=%d repeat=%d median_per_s=%.0f min_per_s=%.0f max_per_s=%.0f rounds=%s "
+      "cpu_us_per_msg=%.2f cpu_share=%.2f errors=%zu%s%s\n",
+      messages, in_flight, repeat, median, sorted.front(), sorted.back(), all.c_str(), cpu / total * 1e6,
+      cpu / wall, errors, first_error.empty() ? "" : " first_error=", first_error.c_str());
+  return errors == 0 ? 0 : 2;
+}
+
+}  // namespace
+}  // namespace relance::bench
+
+int main(int argc, char** argv) {
+  using namespace relance::bench;
+  CLI::App app{"Twilio adapter dispatch throughput against a local sink"};
+  app.require_subcommand(1);
+
+  int port = 0, threads = 4;
+  std::string server = "epoll";
+  auto* sink = app.add_subcommand("sink", "Serve Twilio-shaped 201 answers on 127.0.0.1 (port 0: any free port)");
+  sink->add_option("--port", port, "TCP port; 0 picks a free one")->capture_default_str();
+  sink->add_option("--threads", threads, "worker threads")->capture_default_str()->check(CLI::Range(1, 256));
+  sink->add_option("--server", server, "epoll or httplib (httplib needs --threads >= connections)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"epoll", "httplib"}));
+
+  std::string url;
+  std::size_t messages = 20000, warmup = 0;
+  int in_flight = 8, repeat = 1;
+  auto* dispatch = app.add_subcommand("dispatch", "Send SMS through a TwilioAccount to the sink");
+  dispatch->add_option("--url", url, "the sink's base URL (http://127.0.0.1:P)")->required();
+  dispatch->add_option("--messages", messages, "messages per round")->capture_default_str()->check(CLI::PositiveNumber);
+  dispatch->add_option("--in-flight", in_flight, "max_in_flight")->capture_default_str()->check(CLI::Range(1, 4096));
+  dispatch->add_option("--repeat", repeat, "measured rounds")->capture_default_str()->check(CLI::Range(1, 1000));
+  dispatch->add_option("--warmup", warmup, "messages sent before measuring (default: 20 per in-flight slot)");
+
+  app.add_subcommand("wrk-script", "Print the wrk Lua script sending the adapter's create request");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (sink->parsed()) {
+      return server == "epoll" ? run_epoll_sink(port, threads) : run_httplib_sink(port, threads);
+    }
+    if (dispatch->parsed()) {
+      if (warmup == 0) warmup = static_cast<std::size_t>(in_flight) * 20;
+      return run_dispatch(url, messages, in_flight, repeat, warmup);
+    }
+    return wrk_script();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "relance_dispatch_bench: %s\n", e.what());
+    return 1;
+  }
+}
