@@ -177,6 +177,10 @@ struct TwilioAccount::Job {
   int segments = 1;
   int attempts = 0;
   int lookups = 0;
+  // Look-ups that must come back empty before a resend: two when the request got no answer at
+  // all (the provider may still be creating the message), one after an answered 5xx.
+  int empty_lookups_needed = 1;
+  int empty_lookups = 0;
   bool as_template = false;
   std::string to;
   std::string from;
@@ -343,8 +347,7 @@ TwilioAccount::Request& TwilioAccount::new_request() {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &r->retry_after);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-  auto timeout = pb::util::TimeUtil::DurationToMilliseconds(config_.timeout());
-  if (timeout <= 0) timeout = 10'000;
+  auto timeout = request_timeout().count();
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<int64_t>(timeout, 5'000)));
   ++in_flight_;
@@ -413,6 +416,8 @@ void TwilioAccount::on_created(std::shared_ptr<Job> job, Request& request, CURLc
       return finish(std::move(job), std::move(r));
     }
     spdlog::warn("{}: no answer to a send ({}); looking it up before any resend", provider_, detail);
+    job->empty_lookups_needed = 2;
+    job->empty_lookups = 0;
     return reconcile_later(std::move(job), kLookupDelay);
   }
 
@@ -438,6 +443,8 @@ void TwilioAccount::on_created(std::shared_ptr<Job> job, Request& request, CURLc
       }
     case ApiAnswer::Kind::kMaybeCreated:
       spdlog::warn("{}: HTTP {} to a send; looking it up before any resend", provider_, status);
+      job->empty_lookups_needed = 1;
+      job->empty_lookups = 0;
       return reconcile_later(std::move(job), kLookupDelay);
     case ApiAnswer::Kind::kRejected:
       break;
@@ -500,6 +507,11 @@ void TwilioAccount::on_listed(std::shared_ptr<Job> job, Request& request, CURLco
     r.provider_response = "reconciled";
     return finish(std::move(job), std::move(r));
   }
+  if (++job->empty_lookups < job->empty_lookups_needed) {
+    // A request that got no answer may still be in the provider's hands: look once more, after
+    // it would have timed out there too.
+    return reconcile_later(std::move(job), request_timeout() + kLookupDelay);
+  }
   // Provably not there: sending it now cannot make a second copy.
   spdlog::info("{}: the unanswered send was not created; sending it again", provider_);
   if (job->attempts < kMaxSendAttempts) return requeue(std::move(job), milliseconds(0));
@@ -532,6 +544,11 @@ void TwilioAccount::finish(std::shared_ptr<Job> job, SendResult result) {
   auto done = std::move(job->out.done);
   done(std::move(result));
   pump();
+}
+
+milliseconds TwilioAccount::request_timeout() const {
+  auto timeout = pb::util::TimeUtil::DurationToMilliseconds(config_.timeout());
+  return milliseconds(timeout > 0 ? timeout : 10'000);
 }
 
 milliseconds TwilioAccount::backoff(int attempt) {

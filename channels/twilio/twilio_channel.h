@@ -74,6 +74,7 @@ class TwilioAccount {
   void reconcile_later(std::shared_ptr<Job> job, std::chrono::milliseconds delay);
   void finish(std::shared_ptr<Job> job, SendResult result);
   std::chrono::milliseconds backoff(int attempt);
+  std::chrono::milliseconds request_timeout() const;
   Request& new_request();
   void release(Request& request);
 

@@ -194,6 +194,11 @@ class YamlToProto {
       case pb::FieldDescriptor::CPPTYPE_STRING:
         refl->AddString(&msg, field, text);
         break;
+      case pb::FieldDescriptor::CPPTYPE_INT32: {
+        int32_t v = 0;
+        if (parse_number(text, v, path)) refl->AddInt32(&msg, field, v);
+        break;
+      }
       default:
         fail(path, "lists of this type are not supported");
     }

@@ -1,5 +1,8 @@
 #include "kafka/kafka_client.h"
 
+#include <algorithm>
+#include <thread>
+
 #include <librdkafka/rdkafka_mock.h>
 #include <spdlog/spdlog.h>
 
@@ -98,21 +101,28 @@ bool Producer::flush(std::chrono::milliseconds timeout) {
 }
 
 void Producer::require_topics(const std::vector<std::string>& topics, std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* md = nullptr;
-  auto err = rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    throw KafkaError(std::string("cannot read cluster metadata: ") + rd_kafka_err2str(err));
-  }
-  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(md, rd_kafka_metadata_destroy);
-  std::string missing;
-  for (const auto& topic : topics) {
-    bool found = false;
-    for (int i = 0; i < md->topic_cnt; ++i) {
-      if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) found = true;
+  // A topic created a moment ago may not be in every broker's metadata yet: look again for a
+  // little while before refusing to start.
+  auto deadline = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(10));
+  for (;;) {
+    const rd_kafka_metadata_t* md = nullptr;
+    auto err = rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw KafkaError(std::string("cannot read cluster metadata: ") + rd_kafka_err2str(err));
     }
-    if (!found) missing += (missing.empty() ? "" : ", ") + topic;
+    std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(md, rd_kafka_metadata_destroy);
+    std::string missing;
+    for (const auto& topic : topics) {
+      bool found = false;
+      for (int i = 0; i < md->topic_cnt; ++i) {
+        if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) found = true;
+      }
+      if (!found) missing += (missing.empty() ? "" : ", ") + topic;
+    }
+    if (missing.empty()) return;
+    if (std::chrono::steady_clock::now() >= deadline) throw KafkaError("topics missing on the cluster: " + missing);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  if (!missing.empty()) throw KafkaError("topics missing on the cluster: " + missing);
 }
 
 Consumer::Consumer(const Properties& properties, RevokeHook before_revoke_commit)

@@ -9,7 +9,8 @@
 #
 # Environment: REPEAT (5) runs of each side for the median, DURATION (10s) per wrk run,
 # MESSAGES (60000) per dispatch round, SINK_THREADS (4), SINK_SERVER (epoll | httplib),
-# WRK_THREADS (2). Prints a markdown table on stdout; progress goes to stderr.
+# WRK_THREADS (2), ORDER (interleaved: wrk run, dispatch round, wrk run...; blocks: the R wrk
+# runs, then the R dispatch rounds). Each dispatch round is its own process, warmed up first. Prints a markdown table on stdout; progress goes to stderr.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,6 +22,7 @@ messages=${MESSAGES:-60000}
 sink_threads=${SINK_THREADS:-4}
 sink_server=${SINK_SERVER:-epoll}
 wrk_threads=${WRK_THREADS:-2}
+order=${ORDER:-interleaved}
 concurrencies=("$@")
 ((${#concurrencies[@]})) || concurrencies=(8 32)
 
@@ -73,10 +75,45 @@ cpu_sample() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /
 busy_percent() {  # start-sample end-sample
   awk -v a="$1" -v b="$2" 'BEGIN{split(a,x," "); split(b,y," "); printf "%.0f", 100*(y[1]-x[1])/(y[2]-x[2])}'
 }
+add_cpu() {  # "busy total" accumulated, start-sample, end-sample → new "busy total"
+  awk -v s="$1" -v a="$2" -v b="$3" 'BEGIN{split(s,t," "); split(a,x," "); split(b,y," "); print t[1]+y[1]-x[1], t[2]+y[2]-x[2]}'
+}
+busy_of() { awk -v s="$1" 'BEGIN{split(s,t," "); printf "%.0f", t[2] ? 100*t[1]/t[2] : 0}'; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 # median, min and max of numbers given one per line
 stats() { sort -g | awk '{v[NR]=$1} END{m=NR%2?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.0f %.0f %.0f\n", m, v[1], v[NR]}'; }
+median1() { sort -g | awk '{v[NR]=$1} END{printf "%.1f", NR%2?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
 thousands() { printf '%s' "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/;ta'; }
+
+# One wrk run and one dispatch round at concurrency $k; $1 is the run's number.
+run_wrk() {
+  local a b TIMEFORMAT='%3U %3S'
+  a=$(cpu_sample)
+  { time wrk -t"$wrk_t" -c"$k" -d"$duration" -s "$tmp/create.lua" "$url" >"$tmp/wrk.out"; } 2>"$tmp/wrk.time"
+  b=$(cpu_sample)
+  # wrk's own CPU time (user + system) per request: the client's cost, whatever the load.
+  awk -v t="$(tail -1 "$tmp/wrk.time")" '/ requests in /{split(t,c," "); printf "%.1f\n", (c[1]+c[2])*1e6/$1}' \
+    "$tmp/wrk.out" >>"$tmp/wrk.cpu"
+  read -r -a wrk_cpu < <(add_cpu "${wrk_cpu[*]}" "$a" "$b")
+  local rate bad
+  rate=$(awk '/^Requests\/sec:/{print $2}' "$tmp/wrk.out")
+  bad=$(awk '/Non-2xx or 3xx responses:/{n+=$NF} /Socket errors:/{gsub(",","");n+=$4+$6+$8+$10} END{print n+0}' "$tmp/wrk.out")
+  wrk_errors=$((wrk_errors + bad))
+  echo "$rate" >>"$tmp/wrk.rates"
+  log "K=$k: wrk run $1/$repeat: $rate req/s"
+}
+run_dispatch() {
+  local a b status=0
+  a=$(cpu_sample)
+  "$bin" dispatch --url "$url" --messages "$messages" --in-flight "$k" --repeat 1 >"$tmp/dispatch.out" || status=$?
+  b=$(cpu_sample)
+  read -r -a dispatch_cpu < <(add_cpu "${dispatch_cpu[*]}" "$a" "$b")
+  [[ -s $tmp/dispatch.out ]] || { log "the dispatch benchmark failed (status $status)"; exit 1; }
+  cat "$tmp/dispatch.out" >>"$tmp/dispatch.lines"
+  log "K=$k: dispatch round $1/$repeat: $(cat "$tmp/dispatch.out")"
+}
+# A key's values in the dispatch lines, one a line.
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" "$tmp/dispatch.lines"; }
 
 rows=()
 notes=()
@@ -88,35 +125,29 @@ for k in "${concurrencies[@]}"; do
   wrk -t"$wrk_t" -c"$k" -d2s -s "$tmp/create.lua" "$url" >/dev/null
 
   : >"$tmp/wrk.rates"
+  : >"$tmp/wrk.cpu"
+  : >"$tmp/dispatch.lines"
   wrk_errors=0
-  cpu_a=$(cpu_sample)
-  for r in $(seq "$repeat"); do
-    wrk -t"$wrk_t" -c"$k" -d"$duration" -s "$tmp/create.lua" "$url" >"$tmp/wrk.out"
-    rate=$(awk '/^Requests\/sec:/{print $2}' "$tmp/wrk.out")
-    bad=$(awk '/Non-2xx or 3xx responses:/{n+=$NF} /Socket errors:/{gsub(",","");n+=$4+$6+$8+$10} END{print n+0}' "$tmp/wrk.out")
-    wrk_errors=$((wrk_errors + bad))
-    echo "$rate" >>"$tmp/wrk.rates"
-    log "K=$k: wrk run $r/$repeat: $rate req/s"
-  done
-  wrk_busy=$(busy_percent "$cpu_a" "$(cpu_sample)")
+  wrk_cpu=(0 0) dispatch_cpu=(0 0)
+  # Interleaved by default: on a shared machine the load drifts, and a drift then weighs on both
+  # sides alike instead of on whichever ran last.
+  if [[ $order == blocks ]]; then
+    for r in $(seq "$repeat"); do run_wrk "$r"; done
+    for r in $(seq "$repeat"); do run_dispatch "$r"; done
+  else
+    for r in $(seq "$repeat"); do run_wrk "$r"; run_dispatch "$r"; done
+  fi
   read -r wrk_med wrk_min wrk_max < <(stats <"$tmp/wrk.rates")
-
-  log "K=$k: dispatch, $repeat rounds of $messages messages"
-  cpu_a=$(cpu_sample)
-  dispatch_status=0
-  "$bin" dispatch --url "$url" --messages "$messages" --in-flight "$k" --repeat "$repeat" >"$tmp/dispatch.out" ||
-    dispatch_status=$?
-  dispatch_busy=$(busy_percent "$cpu_a" "$(cpu_sample)")
-  line=$(cat "$tmp/dispatch.out")
-  log "K=$k: $line"
-  [[ -n $line ]] || { log "the dispatch benchmark failed (status $dispatch_status)"; exit 1; }
-  field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
-  d_med=$(field median_per_s) d_min=$(field min_per_s) d_max=$(field max_per_s)
-  d_cpu=$(field cpu_us_per_msg) d_errors=$(field errors)
+  read -r d_med d_min d_max < <(field median_per_s | stats)
+  d_cpu=$(field cpu_us_per_msg | median1)
+  w_cpu=$(median1 <"$tmp/wrk.cpu")
+  d_errors=$(field errors | awk '{n+=$1} END{print n+0}')
+  wrk_busy=$(busy_of "${wrk_cpu[*]}")
+  dispatch_busy=$(busy_of "${dispatch_cpu[*]}")
   ratio=$(awk -v d="$d_med" -v w="$wrk_med" 'BEGIN{printf "%.0f%%", 100*d/w}')
-  rows+=("| $sink_server, $sink_threads threads | $k | $(thousands "$wrk_med") ($(thousands "$wrk_min")–$(thousands "$wrk_max")) | $(thousands "$d_med") ($(thousands "$d_min")–$(thousands "$d_max")) | $ratio | $d_cpu µs | $wrk_busy% / $dispatch_busy% |")
+  rows+=("| $sink_server, $sink_threads threads | $k | $(thousands "$wrk_med") ($(thousands "$wrk_min")–$(thousands "$wrk_max")) | $(thousands "$d_med") ($(thousands "$d_min")–$(thousands "$d_max")) | $ratio | $w_cpu µs / $d_cpu µs | $wrk_busy% / $dispatch_busy% |")
   ((wrk_errors == 0)) || notes+=("K=$k: wrk counted $wrk_errors non-2xx answers or socket errors.")
-  [[ $d_errors == 0 ]] || notes+=("K=$k: $d_errors dispatches were not accepted: $(field first_error)")
+  [[ $d_errors == 0 ]] || notes+=("K=$k: $d_errors dispatches were not accepted: $(sed -n 's/.* first_error=//p' "$tmp/dispatch.lines" | head -1)")
 done
 run_busy=$(busy_percent "$cpu_run_start" "$(cpu_sample)")
 load_end=$(load1)
@@ -125,9 +156,10 @@ cpu_model=$(awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo)
 echo
 echo "Machine: $(nproc) CPUs ($cpu_model), load average $load_start at start, $load_end at end;" \
   "all CPUs $run_busy% busy over the run. wrk: \`wrk -t$wrk_threads -c K -d $duration\`," \
-  "median of $repeat runs; dispatch: $repeat rounds of $messages SMS on one thread (max_in_flight K)."
+  "median of $repeat runs; dispatch: $repeat rounds of $messages SMS on one thread (max_in_flight K);" \
+  "order: $order."
 echo
-echo "| sink | concurrency K | wrk req/s, median (min–max) | dispatches/s, median (min–max) | ratio | dispatcher CPU per message | CPUs busy: wrk / dispatch |"
+echo "| sink | concurrency K | wrk req/s, median (min–max) | dispatches/s, median (min–max) | ratio | client CPU per request: wrk / dispatcher | CPUs busy: wrk / dispatch |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 if ((${#notes[@]})); then

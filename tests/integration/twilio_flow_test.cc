@@ -161,7 +161,6 @@ class TwilioFlowTest : public ::testing::Test {
         << "    base_url: " << provider_->base_url() << "\n"
         << "    account_sid: " << kAccountSid << "\n"
         << "    auth_token_env: RELANCE_TEST_TWILIO_TOKEN\n"
-        << "    timeout: 2s\n"
         << twilio_extra << "policy:\n"
         << "  company_name: Example Ltd\n"
         << "  stages:\n"
@@ -340,7 +339,7 @@ TEST_F(TwilioFlowTest, AnOutageOfThrottlingThenServerErrorsLosesNothingAndSendsN
 }
 
 TEST_F(TwilioFlowTest, ATimeoutAfterTheProviderCreatedTheMessageIsReconciledWithoutADuplicate) {
-  write_config(kSmsThenEmail, "    sms_from: \"" + std::string(kSmsFrom) + "\"\n");
+  write_config(kSmsThenEmail, "    sms_from: \"" + std::string(kSmsFrom) + "\"\n    timeout: 2s\n");
   FakeResponse late;
   late.status = 201;
   late.delay = 4s;  // past the gateway's 2 s timeout

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -371,7 +372,18 @@ Target split_url(const std::string& url) {
 }
 
 std::unique_ptr<httplib::Client> client_for(const std::string& origin) {
-  auto client = std::make_unique<httplib::Client>(origin);
+  // Plain http by host and port: the scheme://host:port constructor matches a static regex that
+  // ThreadSanitizer cannot see initialised (httplib is not instrumented) and reports as a race.
+  std::unique_ptr<httplib::Client> client;
+  static const std::regex kHttp(R"(http://([^:/]+|\[[^\]]+\])(?::(\d+))?)");
+  std::smatch m;
+  if (std::regex_match(origin, m, kHttp)) {
+    auto host = m[1].str();
+    if (host.front() == '[') host = host.substr(1, host.size() - 2);
+    client = std::make_unique<httplib::Client>(host, m[2].matched ? std::stoi(m[2].str()) : 80);
+  } else {
+    client = std::make_unique<httplib::Client>(origin);  // https
+  }
   client->set_url_encode(false);  // the path goes out exactly as given
   client->set_connection_timeout(5);
   client->set_read_timeout(30);
@@ -392,6 +404,16 @@ int form_post(const std::string& url, const FormFields& form, const std::string&
   return result ? result->status : 0;
 }
 
+// httplib 0.11 listens with a backlog of 5: a burst of new connections (a gateway sending in
+// parallel) overflows it, and the kernel drops handshakes that then take a 1 s SYN retransmit.
+// listen() again on the listening socket only raises the backlog.
+class Server : public httplib::Server {
+ public:
+  void raise_backlog(int backlog) {
+    if (::listen(svr_sock_, backlog) != 0) throw std::runtime_error("FakeTwilio: listen() failed");
+  }
+};
+
 }  // namespace
 
 // --- the server -------------------------------------------------------------------------------
@@ -401,7 +423,7 @@ struct FakeTwilio::Impl {
   std::string auth_token;
   std::string prism_url;
 
-  httplib::Server server;
+  Server server;
   std::thread thread;
   std::atomic<bool> listen_returned{false};
   int port = 0;
@@ -696,6 +718,7 @@ FakeTwilio::FakeTwilio(std::string account_sid, std::string auth_token, std::str
 
   impl.port = server.bind_to_any_port("127.0.0.1");
   if (impl.port <= 0) throw std::runtime_error("FakeTwilio: cannot bind a port on 127.0.0.1");
+  server.raise_backlog(SOMAXCONN);
   impl.thread = std::thread([self] {
     self->server.listen_after_bind();
     self->listen_returned = true;

@@ -150,6 +150,57 @@ policy:
   }
 }
 
+TEST(ConfigLoader, TwilioSettingsAreCheckedFieldByField) {
+  auto errors = errors_of(R"(
+channels:
+  twilio:
+    base_url: api.twilio.com
+    account_sid: AC0123456789abcdef0123456789abcdef
+    auth_token_env: RELANCE_TEST_UNSET_TOKEN
+    sms_from: "0612345678"
+    whatsapp_from: MG123
+    max_in_flight: 0
+    success_codes: [201, 404]
+    senders:
+      - {channel: EMAIL, from: "+15005550006", mps: -1}
+  call_task:
+    webhook_url: ftp://helpdesk
+    secret_env: RELANCE_TEST_UNSET_SECRET
+http:
+  public_url: https://my_gateway.example.com
+  admin_token_env: RELANCE_TEST_UNSET_ADMIN
+)");
+  for (const auto* path : {"channels.twilio.base_url", "channels.twilio.auth_token_env", "channels.twilio.sms_from",
+                           "channels.twilio.whatsapp_from", "channels.twilio.max_in_flight",
+                           "channels.twilio.success_codes", "channels.twilio.senders[0].channel",
+                           "channels.twilio.senders[0].mps", "channels.call_task.webhook_url",
+                           "channels.call_task.secret_env", "http.public_url", "http.admin_token_env"}) {
+    EXPECT_TRUE(has_error(errors, path)) << path;
+  }
+
+  auto loaded = load_config(R"(
+channels:
+  twilio:
+    account_sid: AC0123456789abcdef0123456789abcdef
+    auth_token_env: TWILIO_TOKEN
+    sms_from: MG0123456789abcdef0123456789abcdef
+http:
+  public_url: https://relance.example.com
+)",
+                            {{"TWILIO_TOKEN", "secret"}});
+  const auto& t = loaded.config.channels().twilio();
+  EXPECT_EQ(t.base_url(), "https://api.twilio.com");
+  EXPECT_EQ(t.signature_header(), "X-Twilio-Signature");
+  EXPECT_EQ(t.max_in_flight(), 16);
+  EXPECT_EQ(TimeUtil::DurationToSeconds(t.timeout()), 10);
+  EXPECT_TRUE(has_error(errors_of(R"(
+channels:
+  twilio: {account_sid: AC0123456789abcdef0123456789abcdef, auth_token_env: TWILIO_TOKEN, sms_from: "+15005550006"}
+)",
+                                  {{"TWILIO_TOKEN", "secret"}}),
+                        "http.public_url"));
+}
+
 TEST(ConfigLoader, TenantPoliciesFallBackToTheDefaultPolicyFieldByField) {
   auto loaded = load_config(R"(
 policy:
