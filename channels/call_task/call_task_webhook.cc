@@ -9,6 +9,7 @@
 #include <random>
 
 #include "channels/twilio/signature.h"
+#include "channels/http/curl_handles.h"
 
 namespace relance::channels::call_task {
 
@@ -16,21 +17,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-struct CurlDeleter {
-  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
-};
-using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
-using Easy = std::unique_ptr<CURL, CurlDeleter>;
-
-void append(Slist& list, const std::string& line) {
-  curl_slist* grown = curl_slist_append(list.get(), line.c_str());
-  if (grown == nullptr) throw std::bad_alloc();
-  static_cast<void>(list.release());
-  list.reset(grown);
-}
+using http::Slist;
+using http::Easy;
+using http::append;
 
 std::size_t discard(char* /*data*/, std::size_t size, std::size_t count, void* /*user*/) { return size * count; }
 

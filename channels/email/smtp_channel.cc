@@ -8,32 +8,17 @@
 #include <map>
 #include <vector>
 
+#include "channels/http/curl_handles.h"
 #include "channels/email/mime_headers.h"
 
 namespace relance::channels::email {
 
 namespace {
 
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-struct MimeDeleter {
-  void operator()(curl_mime* mime) const { curl_mime_free(mime); }
-};
-struct CurlDeleter {
-  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
-};
-using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
-using Mime = std::unique_ptr<curl_mime, MimeDeleter>;
-using Easy = std::unique_ptr<CURL, CurlDeleter>;
-
-void append(Slist& list, const std::string& line) {
-  curl_slist* grown = curl_slist_append(list.get(), line.c_str());
-  if (grown == nullptr) throw std::bad_alloc();
-  // On success curl_slist_append returns the same head (or the new one for an empty list).
-  static_cast<void>(list.release());
-  list.reset(grown);
-}
+using http::Slist;
+using http::Easy;
+using http::append;
+using http::Mime;
 
 // Everything libcurl reads while one message is on the wire: it keeps pointers to the lists,
 // the MIME tree and the error buffer, not copies, so they live until the transfer completes.

@@ -62,15 +62,6 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc2822(const std::st
   return std::chrono::system_clock::from_time_t(timegm(&tm) - offset);
 }
 
-std::string iso8601(std::chrono::system_clock::time_point at) {
-  auto t = std::chrono::system_clock::to_time_t(at);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 std::string address(v1::Channel channel, const std::string& number) {
   if (channel != v1::WHATSAPP || number.rfind("whatsapp:", 0) == 0) return number;
   return "whatsapp:" + number;
@@ -474,10 +465,12 @@ void TwilioAccount::reconcile_later(std::shared_ptr<Job> job, milliseconds delay
 
 void TwilioAccount::start_lookup(std::shared_ptr<Job> job) {
   ++job->lookups;
-  auto since = *job->first_try - kClockSlack;
   auto& r = new_request();
+  // Newest first, to this recipient from this sender; the creation time is checked here rather
+  // than with DateSent>=, because a message still queued at the provider has no date_sent yet
+  // and would be missed, then sent a second time.
   r.url = messages_url_ + "?To=" + url_encode(job->to) + (job->from.empty() ? "" : "&From=" + url_encode(job->from)) +
-          "&DateSent%3E=" + url_encode(iso8601(since)) + "&PageSize=50";
+          "&PageSize=50";
   curl_easy_setopt(r.easy, CURLOPT_URL, r.url.c_str());
   curl_easy_setopt(r.easy, CURLOPT_HTTPGET, 1L);
   loop_.start(r.easy, [this, job, req = &r](CURLcode code) { on_listed(job, *req, code); });

@@ -107,18 +107,6 @@ class SkeletonFlowTest : public ::testing::Test {
         work_ / "gateway.log");
   }
 
-  static int free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-  }
-
   std::string address_for(const std::string& who) { return who + "-" + suffix_ + "@customers.test"; }
 
   InvoiceSpec overdue_invoice(const std::string& who) {

@@ -38,18 +38,6 @@ constexpr const char* kSmsFrom = "+15005550006";
 constexpr const char* kWhatsAppFrom = "+15005550007";
 constexpr const char* kContentSid = "HX0123456789abcdef0123456789abcdef";
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string form_value(const FormFields& form, const std::string& name) {
   for (const auto& [k, v] : form) {
     if (k == name) return v;

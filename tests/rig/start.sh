@@ -342,7 +342,7 @@ log "smtp   127.0.0.1:$SMTP_PORT ready in $(secs_since "$t_smtp") s"
 
 # --- wait for Prism ------------------------------------------------------------
 # Listening is not enough (the spec may still be loading): wait until a valid
-# message create, as in EXTERNAL.md, gets its 201.
+# message create (the spec declares 201 for it) gets its 201.
 prism_probe() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 5 -u "$PRISM_PROBE_ACCOUNT:rig-probe" \
     --data-urlencode 'To=+33612345678' --data-urlencode 'From=+33757000000' \

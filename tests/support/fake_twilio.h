@@ -34,7 +34,8 @@ struct FakeMessage {
       messaging_service_sid;
   std::chrono::system_clock::time_point created;
   FormFields form;  // the create request's form, decoded, in order
-  // "queued" when created; post_status() moves it (and sets error_code) like Twilio would.
+  // "queued" when created ("accepted" with a Messaging Service); post_status() moves it (and sets
+  // error_code) like Twilio would.
   std::string status = "queued";
   std::string error_code;
 };
@@ -63,7 +64,8 @@ struct FakeRequest {
 // key (any secret), else 401 with 20003; another account's path gives 404 with 20404. A create
 // without To gets 400/21604, without From or MessagingServiceSid 400/21603, without Body,
 // MediaUrl or ContentSid 400/21602, as Twilio answers; only well-formed creates consume the
-// script. Created messages get sid "SM" + 32 hex digits and status "queued".
+// script. Created messages get sid "SM" + 32 hex digits and status "queued" ("accepted" when sent
+// through a MessagingServiceSid).
 //
 // With a Prism URL, each request to the Messages resource is first relayed to Prism as received
 // (method, path, raw query, Authorization, Content-Type, body) and Prism's verdict recorded in
@@ -105,7 +107,8 @@ class FakeTwilio {
   // Like the above with exactly `form`, but with a wrong signature (with_header) or none.
   int post_forged(const std::string& url, const FormFields& form, bool with_header) const;
 
-  // The X-Twilio-Signature value for a form POST to `url` (EXTERNAL.md §3).
+  // The X-Twilio-Signature value for a form POST to `url`, as Twilio's webhook security documents
+  // it: the URL, then each name+value sorted by name (then value), HMAC-SHA1, base64.
   static std::string sign(const std::string& url, const FormFields& params, const std::string& auth_token);
 
  private:

@@ -42,6 +42,9 @@ class GatewayProcess {
 // Reads KEY=VALUE lines (the rig's rig.env).
 std::map<std::string, std::string> read_env_file(const std::filesystem::path& file);
 
+// A TCP port on 127.0.0.1 free at the time of the call.
+int free_port();
+
 // Polls `condition` every 100 ms until it holds or `timeout` passes.
 template <typename F>
 bool eventually(std::chrono::milliseconds timeout, F&& condition);
