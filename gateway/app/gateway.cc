@@ -473,8 +473,24 @@ bool Gateway::still_wanted(const std::string& key, const std::string& reminder_i
   const auto* ledger = ledger_->find(key);
   if (ledger == nullptr) return false;
   auto plan = rules_for(*ledger).plan(*ledger, clock_->now());
-  return std::any_of(plan.now.begin(), plan.now.end(), [&](const rules::Decision& d) {
-    return d.reminder_id == reminder_id && !d.suppressed;
+  if (std::any_of(plan.now.begin(), plan.now.end(),
+                  [&](const rules::Decision& d) { return d.reminder_id == reminder_id && !d.suppressed; })) {
+    return true;
+  }
+  // A message that goes with another (the email alongside a call) is no longer in the plan once
+  // its sibling has gone out and the stage counts as reached; it is still wanted unless
+  // something stopped the stage meanwhile.
+  auto it = in_flight_.find(reminder_id);
+  if (it == in_flight_.end()) return false;
+  const auto& decision = it->second.decision;
+  bool sibling_sent = std::any_of(ledger->reminders.begin(), ledger->reminders.end(), [&](const auto& entry) {
+    return entry.first != reminder_id && entry.second.stage_key == decision.stage_key;
+  });
+  if (!sibling_sent || ledger->opted_out.count(decision.channel)) return false;
+  return std::all_of(decision.invoice_ids.begin(), decision.invoice_ids.end(), [&](const std::string& id) {
+    auto inv = ledger->invoices.find(id);
+    return inv != ledger->invoices.end() && inv->second.open() && !inv->second.disputed &&
+           inv->second.promised_on.empty();
   });
 }
 

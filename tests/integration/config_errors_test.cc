@@ -70,7 +70,12 @@ TEST_F(ConfigErrors, BadTemplatesStopCheckConfigAndRunWithTheirPath) {
 
 TEST_F(ConfigErrors, TheShippedExampleIsValid) {
   auto [status, out] = run({"check-config", "--config", fs::path(RELANCE_SOURCE_DIR) / "deploy/relance.example.yaml"},
-                           {{"RELANCE_SMTP_PASSWORD", "from-a-secret-store"}});
+                           {{"RELANCE_SMTP_PASSWORD", "from-a-secret-store"},
+                            {"RELANCE_TWILIO_SECRET", "from-a-secret-store"},
+                            {"RELANCE_TWILIO_AUTH_TOKEN", "from-a-secret-store"},
+                            {"RELANCE_LINK_SECRET", "from-a-secret-store-0123456789"},
+                            {"RELANCE_ADMIN_TOKEN", "from-a-secret-store-0123456789"},
+                            {"RELANCE_CALL_TASK_WEBHOOK_SECRET", "from-a-secret-store-0123456789"}});
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("configuration is valid"), std::string::npos) << out;
 }
