@@ -6,7 +6,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build pkg-config git
   librdkafka-dev libprotobuf-dev protobuf-compiler libasio-dev libcpp-httplib-dev
-  libcurl4-openssl-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
+  libcurl4-openssl-dev libssl-dev rapidjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libkainjow-mustache-dev libicu-dev libphonenumber-dev libboost-dev librocksdb-dev
   libbenchmark-dev libgtest-dev libgmock-dev
 )
