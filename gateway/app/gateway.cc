@@ -127,7 +127,7 @@ void Gateway::start() {
   consumer_->subscribe({kc.input_topic()});
 
   ledger_ = ledger::make_in_memory_ledger();
-  outbox_ = outbox::make_in_memory_outbox();
+  outbox_ = outbox::make_rocksdb_outbox(config_.store().path());
   transfers_ = std::make_unique<channels::http::TransferLoop>();
   channels_ = channels::make_channels(config_, env_, producer_.get(), *transfers_);
   confirm_within_ = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(config_.channels().fallback().confirm_within()));
@@ -430,8 +430,35 @@ void Gateway::publish_outcome(const ledger::CustomerLedger& ledger, const std::s
 void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {
   const auto key = ledger.key;
   if (!outbox_->begin(decision.reminder_id)) {
-    // Already handled (a repeat after a retry round): make sure the ledger knows it.
-    record(decision, key, {});
+    // Handled before a restart (the event was read again because its offset was not committed
+    // yet): never sent again, but reported again, since the delivery event may not have left
+    // before the crash (its id is the same, so consumers drop a repeat).
+    auto state = outbox_->state(decision.reminder_id);
+    bool known = ledger.reminders.count(decision.reminder_id) > 0;
+    RecordOptions options;
+    if (state && !known && decision.channel != v1::CHANNEL_UNSPECIFIED) {
+      auto provider = std::string(channels_.at(decision.channel)->provider());
+      channels::SendResult recovered;
+      recovered.message = "handled before a restart; not sent again";
+      switch (*state) {
+        case outbox::ReminderState::kAccepted:
+          publish(decision, ledger, v1::SENT, provider, &recovered);
+          options.contacted = true;
+          break;
+        case outbox::ReminderState::kSending:
+        case outbox::ReminderState::kUnknown:
+          // The process stopped while the provider had it: it may or may not have gone out.
+          recovered.provider_code = "interrupted";
+          publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &recovered);
+          outbox_->finish(decision.reminder_id, outbox::ReminderState::kUnknown);
+          options.contacted = true;
+          break;
+        case outbox::ReminderState::kFailed:
+        case outbox::ReminderState::kSuppressed:
+          break;
+      }
+    }
+    record(decision, key, options);
     return;
   }
   if (decision.suppressed) {

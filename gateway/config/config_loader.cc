@@ -525,6 +525,7 @@ Config default_config() {
   email->set_from_name("Accounts receivable");
   *email->mutable_timeout() = pb::util::TimeUtil::SecondsToDuration(30);
   c.mutable_channels()->mutable_capture()->set_dir("relance-data/outbox");
+  c.mutable_store()->set_path("relance-data/store");
   auto* twilio = c.mutable_channels()->mutable_twilio();
   twilio->set_base_url("https://api.twilio.com");
   twilio->set_signature_header("X-Twilio-Signature");
@@ -586,6 +587,7 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
     }
   }
   if (c.channels().capture().dir().empty()) add_error(errors, "channels.capture.dir", "must not be empty");
+  if (c.store().path().empty()) add_error(errors, "store.path", "must not be empty");
   validate_twilio(c, env, errors);
   const auto& call_task = c.channels().call_task();
   if (!call_task.webhook_url().empty()) {

@@ -22,5 +22,8 @@ class Outbox {
 using OutboxPtr = std::unique_ptr<Outbox>;
 
 OutboxPtr make_in_memory_outbox();
+// Kept on disk (RocksDB) under `path`, so that a reminder handed to a provider before a crash
+// is not sent again after the restart.
+OutboxPtr make_rocksdb_outbox(const std::string& path);
 
 }  // namespace relance::outbox

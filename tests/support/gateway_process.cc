@@ -89,6 +89,12 @@ std::optional<int> GatewayProcess::stop(std::chrono::milliseconds grace) {
   return std::nullopt;
 }
 
+void GatewayProcess::crash() {
+  if (reap(WNOHANG)) return;
+  kill(pid_, SIGKILL);
+  reap(0);
+}
+
 std::string GatewayProcess::log() const { return read_file(log_file_); }
 
 std::string read_file(const std::filesystem::path& file) {

@@ -27,6 +27,8 @@ class GatewayProcess {
   // Sends SIGTERM (unless it has exited already) and waits; the exit status, or nullopt if it
   // had to be killed.
   std::optional<int> stop(std::chrono::milliseconds grace = std::chrono::seconds(30));
+  // SIGKILL, as a crash or an OOM kill: nothing is flushed or committed.
+  void crash();
   bool running();
   std::string log() const;
 
