@@ -20,6 +20,7 @@
 #include "support/maildir.h"
 #include "common/dates.h"
 #include "support/sample_events.h"
+#include "support/test_topics.h"
 
 namespace relance::testing {
 namespace {
@@ -50,29 +51,19 @@ class SkeletonFlowTest : public ::testing::Test {
     bootstrap_ = rig_["KAFKA_BOOTSTRAP"];
     maildir_ = rig_["MAILDIR"];
 
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    suffix_ = std::string(info->name()) + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    input_ = "billing.invoice-events." + suffix_;
-    delivery_ = "relance.delivery-events." + suffix_;
-    dlq_ = "relance.dlq." + suffix_;
-    outcomes_ = "relance.reminder-outcomes." + suffix_;
-    // One partition: records are processed in the order they are produced.
-    calls_ = "relance.call-tasks." + suffix_;
-    inbound_ = "relance.inbound-replies." + suffix_;
-    create_topics(bootstrap_, {input_, delivery_, dlq_, outcomes_, calls_, inbound_}, 1);
+    TestTopics topics;
+    topics.create(bootstrap_);
+    suffix_ = topics.suffix;
+    input_ = topics.input;
+    delivery_ = topics.delivery;
+    dlq_ = topics.dlq;
+    outcomes_ = topics.outcomes;
+    calls_ = topics.calls;
+    inbound_ = topics.inbound;
 
     work_ = fs::temp_directory_path() / ("relance-it-" + suffix_);
     fs::create_directories(work_);
-    std::ofstream(work_ / "relance.yaml") << "kafka:\n"
-                                          << "  group_id: relance-" << suffix_ << "\n"
-                                          << "  input_topic: " << input_ << "\n"
-                                          << "  delivery_topic: " << delivery_ << "\n"
-                                          << "  dlq_topic: " << dlq_ << "\n"
-                                          << "  call_task_topic: relance.call-tasks." << suffix_ << "\n"
-                                          << "  outcome_topic: " << outcomes_ << "\n"
-                                          << "  inbound_topic: " << inbound_ << "\n"
-                                          << "  commit_interval: 200ms\n"
+    std::ofstream(work_ / "relance.yaml") << topics.kafka_yaml()
                                           << "channels:\n"
                                           << "  email:\n"
                                           << "    smtp_url: " << rig_["SMTP_URL"] << "\n"

@@ -21,6 +21,7 @@
 #include "support/kafka_test_client.h"
 #include "support/maildir.h"
 #include "support/sample_events.h"
+#include "support/test_topics.h"
 
 namespace relance::testing {
 namespace {
@@ -97,16 +98,12 @@ class TwilioFlowTest : public ::testing::Test {
     ASSERT_FALSE(rig_["PRISM_URL"].empty()) << "the rig has no Prism";
     bootstrap_ = rig_["KAFKA_BOOTSTRAP"];
     maildir_ = rig_["MAILDIR"];
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    suffix_ = std::string(info->name()) + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    input_ = "billing.invoice-events." + suffix_;
-    delivery_ = "relance.delivery-events." + suffix_;
-    calls_ = "relance.call-tasks." + suffix_;
-    inbound_ = "relance.inbound-replies." + suffix_;
-    create_topics(bootstrap_,
-                  {input_, delivery_, "relance.dlq." + suffix_, "relance.reminder-outcomes." + suffix_, calls_, inbound_},
-                  1);
+    topics_.create(bootstrap_);
+    suffix_ = topics_.suffix;
+    input_ = topics_.input;
+    delivery_ = topics_.delivery;
+    calls_ = topics_.calls;
+    inbound_ = topics_.inbound;
     provider_ = std::make_unique<FakeTwilio>(kAccountSid, kAuthToken, rig_["PRISM_URL"]);
     work_ = fs::temp_directory_path() / ("relance-twilio-" + suffix_);
     fs::create_directories(work_);
@@ -132,15 +129,7 @@ class TwilioFlowTest : public ::testing::Test {
   void write_config(const std::string& stages, const std::string& twilio_extra = "", const std::string& extra = "",
                     double clock_speed = 1) {
     std::ofstream(work_ / "relance.yaml")
-        << "kafka:\n"
-        << "  group_id: relance-" << suffix_ << "\n"
-        << "  input_topic: " << input_ << "\n"
-        << "  delivery_topic: " << delivery_ << "\n"
-        << "  dlq_topic: relance.dlq." << suffix_ << "\n"
-        << "  call_task_topic: " << calls_ << "\n"
-        << "  outcome_topic: relance.reminder-outcomes." << suffix_ << "\n"
-        << "  inbound_topic: " << inbound_ << "\n"
-        << "  commit_interval: 200ms\n"
+        << topics_.kafka_yaml()
         << "channels:\n"
         << "  email:\n"
         << "    smtp_url: " << rig_["SMTP_URL"] << "\n"
@@ -242,6 +231,7 @@ class TwilioFlowTest : public ::testing::Test {
   }
 
   std::map<std::string, std::string> rig_;
+  TestTopics topics_;
   std::string bootstrap_, suffix_, input_, delivery_, calls_, inbound_;
   fs::path maildir_, work_;
   int http_port_ = 0;

@@ -1,0 +1,21 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace relance::testing {
+
+// One test's own topics and consumer group, named after the running test (and the process),
+// so that tests never share them.
+struct TestTopics {
+  TestTopics();
+  std::string suffix;
+  std::string input, delivery, dlq, outcomes, calls, inbound;
+
+  // Creates them with one partition: records are processed in the order they are produced.
+  void create(const std::string& bootstrap) const;
+  // The `kafka:` part of a gateway configuration that uses them.
+  std::string kafka_yaml() const;
+};
+
+}  // namespace relance::testing
