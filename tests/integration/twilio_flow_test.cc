@@ -650,14 +650,24 @@ TEST_F(TwilioFlowTest, SendersNeverExceedTheirRateAndUseMostOfIt) {
       if (r.method == "POST" && form_value(r.form, "From") == from) at.push_back(r.at);
     }
     ASSERT_EQ(at.size(), static_cast<std::size_t>(wanted[s]));
-    // Every one-second window, starting at each request, holds at most `mps` requests.
-    std::size_t worst = 0;
-    for (std::size_t i = 0; i < at.size(); ++i) {
-      std::size_t j = i;
-      while (j < at.size() && at[j] - at[i] < 1s) ++j;
-      worst = std::max(worst, j - i);
-    }
-    EXPECT_LE(worst, static_cast<std::size_t>(mps)) << from;
+    // The limiter keeps every one-second window within budget where requests leave (the unit
+    // tests check that on a driven clock). Here they are timed where they arrive, after
+    // loopback and the fake provider's threads, which a loaded machine delays by up to tens of
+    // milliseconds. A delay of at most kArrivalJitter shortens a gap by at most that much, so
+    // a schedule within budget where requests leave puts at most `mps` arrivals in any window
+    // of 1 s − kArrivalJitter; the busiest full second is printed as well.
+    constexpr auto kArrivalJitter = 150ms;
+    auto busiest = [&at](std::chrono::steady_clock::duration window) {
+      std::size_t worst = 0;
+      for (std::size_t i = 0; i < at.size(); ++i) {
+        std::size_t j = i;
+        while (j < at.size() && at[j] - at[i] < window) ++j;
+        worst = std::max(worst, j - i);
+      }
+      return worst;
+    };
+    EXPECT_LE(busiest(1s - kArrivalJitter), static_cast<std::size_t>(mps)) << from;
+    auto worst = busiest(1s);
     // In the first 20 seconds it reached at least 95% of its budget.
     auto in_20s = std::count_if(at.begin(), at.end(), [&](auto t) { return t - at.front() < 20s; });
     EXPECT_GE(static_cast<double>(in_20s), 0.95 * mps * 20) << from << ": " << in_20s << " in 20 s";
