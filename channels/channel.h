@@ -41,6 +41,9 @@ struct Outgoing {
   // withdraws it (done gets kCancelled), so a payment that arrives meanwhile still stops it.
   // Empty: always wanted.
   std::function<bool()> still_wanted;
+  // This reminder was marked sending before a restart and its outcome is unknown: an adapter
+  // that can look messages up (can_look_up()) checks first and sends only if it finds none.
+  bool interrupted = false;
 };
 
 // One delivery channel. Adapters live in channels/<name>/, are listed in channel_registry.cc,
@@ -54,6 +57,9 @@ class ChannelAdapter {
   // True when the provider later reports delivery (status callbacks): the gateway then waits
   // for that verdict, and may fall back to the next channel without it.
   virtual bool confirms_delivery() const { return false; }
+  // True when the provider can be asked whether a message exists, so a send cut off by a
+  // crash is reconciled instead of reported unknown or sent blindly.
+  virtual bool can_look_up() const { return false; }
 };
 using ChannelAdapterPtr = std::shared_ptr<ChannelAdapter>;
 

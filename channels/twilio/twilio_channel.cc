@@ -255,6 +255,15 @@ void TwilioAccount::send(v1::Channel channel, Outgoing outgoing) {
                       ? std::max(1, render::count_sms_segments(outgoing.message.text).segments)
                       : 1;
   job->out = std::move(outgoing);
+  if (job->out.interrupted) {
+    // Sent, perhaps, by the process before a restart: only a look-up that finds nothing (from
+    // this sender to this number with this text, within a day) lets it go out.
+    job->first_try = std::chrono::system_clock::now() - std::chrono::hours(24);
+    if (!job->as_template) job->body = job->out.message.text;
+    job->empty_lookups_needed = 1;
+    job->empty_lookups = 0;
+    return reconcile_later(std::move(job), milliseconds(0));
+  }
   job->sender->queue.push_back(job);
   if (!job->sender->listed && !job->sender->armed) {
     job->sender->listed = true;

@@ -105,6 +105,7 @@ class TwilioChannel final : public ChannelAdapter {
   std::string_view provider() const override { return account_->provider_name(); }
   void send(Outgoing outgoing) override { account_->send(channel_, std::move(outgoing)); }
   bool confirms_delivery() const override { return account_->status_callbacks(); }
+  bool can_look_up() const override { return true; }
 
  private:
   std::shared_ptr<TwilioAccount> account_;

@@ -95,14 +95,13 @@ Gateway::~Gateway() = default;
 void Gateway::start() {
   const auto& kc = config_.kafka();
   bootstrap_ = kc.brokers();
+  const std::vector<std::string> topics{kc.input_topic(),     kc.delivery_topic(), kc.dlq_topic(),
+                                        kc.call_task_topic(), kc.outcome_topic(),  kc.inbound_topic(),
+                                        kc.changelog_topic()};
   if (bootstrap_.empty()) {
     embedded_ = std::make_unique<kafka::EmbeddedCluster>(1);
     bootstrap_ = embedded_->bootstrap_servers();
-    for (const auto& topic :
-         {kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic(), kc.outcome_topic(),
-          kc.inbound_topic()}) {
-      embedded_->create_topic(topic, kc.embedded().partitions());
-    }
+    for (const auto& topic : topics) embedded_->create_topic(topic, kc.embedded().partitions());
     std::filesystem::path file(kc.embedded().bootstrap_file());
     if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
     std::ofstream(file) << bootstrap_ << "\n";
@@ -111,23 +110,43 @@ void Gateway::start() {
 
   kafka::Properties props(kc.properties().begin(), kc.properties().end());
   props["bootstrap.servers"] = bootstrap_;
+  kafka_properties_ = props;
   producer_ = std::make_unique<kafka::Producer>(props);
-  producer_->require_topics({kc.input_topic(), kc.delivery_topic(), kc.dlq_topic(), kc.call_task_topic(),
-                             kc.outcome_topic(), kc.inbound_topic()},
-                            std::chrono::seconds(30));
+  producer_->require_topics(topics, std::chrono::seconds(30));
+  // State is partitioned like the input: partition p of the changelog holds the timelines of
+  // input partition p.
+  auto inputs = producer_->partition_count(kc.input_topic(), std::chrono::seconds(10));
+  auto changelogs = producer_->partition_count(kc.changelog_topic(), std::chrono::seconds(10));
+  if (inputs != changelogs) {
+    throw std::runtime_error("kafka.changelog_topic: " + kc.changelog_topic() + " has " + std::to_string(changelogs) +
+                             " partition(s); it needs as many as kafka.input_topic " + kc.input_topic() + " (" +
+                             std::to_string(inputs) + ")");
+  }
+  producer_->on_delivered([this](const rd_kafka_message_t& msg) {
+    if (config_.kafka().changelog_topic() != rd_kafka_topic_name(msg.rkt)) return;
+    auto& next = changelog_acked_[msg.partition];
+    next = std::max(next, msg.offset + 1);
+  });
 
   facts_producer_ = std::make_unique<kafka::Producer>(props);
 
+  store_ = std::make_unique<store::StateStore>(config_.store().path());
+  if (!store_->was_clean()) {
+    spdlog::warn("the store at {} was not closed cleanly: its timelines are restored from {}", config_.store().path(),
+                 kc.changelog_topic());
+  }
+  ledger_ = std::make_unique<ledger::DurableLedger>(*store_);
+  started_at_ = clock_->now();
+
   auto consumer_props = props;
   consumer_props["group.id"] = kc.group_id();
-  consumer_ = std::make_unique<kafka::Consumer>(consumer_props, [this] {
-    // Offsets about to be committed cover effects whose delivery events must be on the broker.
-    return producer_->flush(kFlushTimeout);
-  });
+  kafka::Consumer::Hooks hooks;
+  hooks.assigned = [this](const auto& partitions) { on_assigned(partitions); };
+  hooks.revoking = [this](const auto& partitions) { return on_revoking(partitions); };
+  hooks.revoked = [this](const auto& partitions) { on_revoked(partitions); };
+  consumer_ = std::make_unique<kafka::Consumer>(consumer_props, std::move(hooks));
   consumer_->subscribe({kc.input_topic()});
 
-  ledger_ = ledger::make_in_memory_ledger();
-  outbox_ = outbox::make_rocksdb_outbox(config_.store().path());
   transfers_ = std::make_unique<channels::http::TransferLoop>();
   channels_ = channels::make_channels(config_, env_, producer_.get(), *transfers_);
   confirm_within_ = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(config_.channels().fallback().confirm_within()));
@@ -149,18 +168,26 @@ void Gateway::run() {
   auto commit_every = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(config_.kafka().commit_interval()));
   auto last_commit = std::chrono::steady_clock::now();
   while (!stop_.load()) {
+    ledger_->trim();
     auto wait = std::chrono::milliseconds(200);
-    if (auto next = schedule_.next_due()) wait = std::min(wait, clock_->real_time_until(*next));
+    if (auto next = next_due()) wait = std::min(wait, clock_->real_time_until(*next));
     if (auto timer = transfers_->next_timer()) {
       auto until = std::chrono::ceil<std::chrono::milliseconds>(*timer - std::chrono::steady_clock::now());
       wait = std::clamp(until, std::chrono::milliseconds(0), wait);
     }
     // With requests on the wire the network is the thing to wait on; Kafka is only glanced at.
     bool on_the_wire = transfers_->transfers_in_flight() > 0;
-    if (auto record = consumer_->poll(on_the_wire ? std::chrono::milliseconds(0) : wait)) handle(*record);
+    // Records come in small batches, so that one state write and one wait for the broker serve
+    // all the sends they cause.
+    for (int n = 0; n < 500; ++n) {
+      auto record = consumer_->poll(n == 0 && !on_the_wire ? wait : std::chrono::milliseconds(0));
+      if (!record) break;
+      handle(*record);
+    }
     transfers_->run_once(on_the_wire ? std::min(wait, std::chrono::milliseconds(5)) : std::chrono::milliseconds(0));
     evaluate_pending();
     fire_due();
+    persist();
     producer_->poll();
     if (dirty_ && std::chrono::steady_clock::now() - last_commit >= commit_every) {
       commit();
@@ -171,10 +198,23 @@ void Gateway::run() {
   ready_.store(false);
   transfers_->drain(std::chrono::steady_clock::now() + kFlushTimeout);
   evaluate_pending();
-  in_flight_.clear();  // still waiting for a rate limit: not sent, planned again after a restart
+  persist(false);
+  // Still waiting for a rate limit after the drain: never left, so their marks are released
+  // and they are planned again after a restart.
+  for (const auto& [id, f] : in_flight_) ledger_->release(id, f.partition);
+  in_flight_.clear();
+  persist(false);
+  commit_deferred_since_ = {};
+  dirty_ = true;
   commit();
   consumer_->close();
-  producer_->flush(kFlushTimeout);
+  bool flushed = producer_->flush(kFlushTimeout);
+  if (flushed) {
+    checkpoint();
+    store_->mark_clean();
+  } else {
+    spdlog::error("state changes not acknowledged by the broker; the store will be restored from the changelog");
+  }
   spdlog::info("stopped");
 }
 
@@ -202,14 +242,177 @@ void Gateway::commit() {
     if (now - commit_deferred_since_ < std::chrono::seconds(10)) return;
   }
   commit_deferred_since_ = {};
-  // Offsets move only once every effect they cover is acknowledged by the broker.
+  persist();
+  // Offsets move only once the state and every effect they cover are acknowledged by the broker.
   if (!producer_->flush(kFlushTimeout)) {
-    spdlog::error("delivery events not acknowledged; offsets not committed");
+    spdlog::error("state changes or delivery events not acknowledged; offsets not committed");
     return;
   }
+  checkpoint();
   if (consumer_->commit()) {
     dirty_ = false;
     metrics_.commits.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::size_t backlog = 0;
+  for (const auto& [partition, owned] : owned_) backlog += ledger_->count_due(partition, clock_->now(), 10'000);
+  metrics_.scheduled_timelines.store(backlog, std::memory_order_relaxed);
+}
+
+void Gateway::persist(bool send) {
+  if (!send) {
+    for (auto& [adapter, outgoing] : ready_to_send_) {
+      auto it = in_flight_.find(outgoing.message.reminder_id);
+      if (it != in_flight_.end()) {
+        ledger_->release(it->first, it->second.partition);
+        in_flight_.erase(it);
+      }
+    }
+    ready_to_send_.clear();
+  }
+  if (ledger_->has_changes()) {
+    store::StateStore::Batch batch(*store_);
+    changelog_buffer_.clear();
+    bool sending = ledger_->collect(batch, changelog_buffer_);
+    store_->write(batch, sending);
+    const auto& topic = config_.kafka().changelog_topic();
+    for (const auto& r : changelog_buffer_) {
+      producer_->produce_to(topic, r.partition, r.key,
+                            r.value ? std::optional<std::string_view>(*r.value) : std::nullopt);
+    }
+  }
+  if (ready_to_send_.empty()) return;
+  // A message leaves only once its "sending" mark is on the broker too: an instance that takes
+  // the partition over after a crash then knows it may have gone out.
+  if (!producer_->flush(kFlushTimeout)) {
+    throw std::runtime_error("the changelog did not acknowledge the marks of messages about to be sent");
+  }
+  auto sends = std::move(ready_to_send_);
+  ready_to_send_.clear();
+  for (auto& [adapter, outgoing] : sends) adapter->send(std::move(outgoing));
+}
+
+void Gateway::checkpoint() {
+  store::StateStore::Batch batch(*store_);
+  for (const auto& [partition, owned] : owned_) {
+    if (auto it = changelog_acked_.find(partition); it != changelog_acked_.end()) {
+      batch.put_changelog_offset(partition, it->second);
+    }
+  }
+  store_->write(batch, false);
+}
+
+bool Gateway::owns(int32_t partition) const { return owned_.count(partition) > 0 && !revoking_.count(partition); }
+
+std::optional<Instant> Gateway::next_due() const {
+  std::optional<Instant> next;
+  for (const auto& [partition, owned] : owned_) {
+    if (!owned.gate_open) continue;
+    if (auto at = ledger_->next_due(partition); at && (!next || *at < *next)) next = at;
+  }
+  return next;
+}
+
+void Gateway::restore_partition(int32_t partition) {
+  const auto& topic = config_.kafka().changelog_topic();
+  auto from = store_->changelog_offset(partition);
+  auto started = std::chrono::steady_clock::now();
+  store::StateStore::Batch batch(*store_);
+  std::size_t records = 0;
+  auto end = kafka::read_partition(kafka_properties_, topic, partition, from, [&](const kafka::Record& record) {
+    std::optional<std::string_view> value;
+    if (record.raw()->payload != nullptr) value = record.value();
+    ledger_->restore(partition, record.key(), value, batch);
+    if (++records % 10'000 == 0) {
+      store_->write(batch, false);
+      ledger_->restored();
+    }
+  });
+  batch.put_changelog_offset(partition, end);
+  store_->write(batch, true);
+  ledger_->restored();
+  changelog_acked_[partition] = end;
+  spdlog::info("partition {}: restored {} changelog record(s) (offsets {} to {}) in {} ms", partition, records, from, end,
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+}
+
+void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
+  const auto& input = config_.kafka().input_topic();
+  for (auto partition : partitions) {
+    ledger_->forget_partition(partition);
+    restore_partition(partition);
+    OwnedPartition owned;
+    auto end = consumer_->end_offset(input, partition, std::chrono::seconds(10));
+    auto committed = consumer_->committed(input, partition, std::chrono::seconds(10));
+    owned.catch_up_end = end.value_or(0);
+    owned.interrupted = ledger_->sending_timelines(partition);
+    owned_[partition] = std::move(owned);
+    revoking_.erase(partition);
+    if (!end || *end <= 0 || committed >= *end) {
+      open_gate(partition);
+    } else {
+      spdlog::info("partition {}: reminders wait until offset {} is read (committed: {})", partition, *end - 1,
+                   committed);
+    }
+  }
+}
+
+void Gateway::open_gate(int32_t partition) {
+  auto it = owned_.find(partition);
+  if (it == owned_.end() || it->second.gate_open) return;
+  it->second.gate_open = true;
+  if (!it->second.interrupted.empty()) {
+    spdlog::warn("partition {}: {} timeline(s) had a reminder on its way when the previous owner stopped", partition,
+                 it->second.interrupted.size());
+  }
+  for (auto& key : it->second.interrupted) to_evaluate_.insert(std::move(key));
+  it->second.interrupted.clear();
+  spdlog::info("partition {}: caught up; reminders may fire", partition);
+}
+
+bool Gateway::on_revoking(const std::vector<int32_t>& partitions) {
+  std::set<int32_t> leaving(partitions.begin(), partitions.end());
+  revoking_.insert(partitions.begin(), partitions.end());
+  auto of_leaving = [&](const InFlight& f) { return leaving.count(f.partition) > 0; };
+  // Not handed over yet: they never leave, and their marks are released.
+  for (auto it = ready_to_send_.begin(); it != ready_to_send_.end();) {
+    auto found = in_flight_.find(it->second.message.reminder_id);
+    if (found != in_flight_.end() && of_leaving(found->second)) {
+      ledger_->release(found->first, found->second.partition);
+      in_flight_.erase(found);
+      it = ready_to_send_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Sends on their way settle first (a waiting one is withdrawn when its turn comes, since
+  // still_wanted() now says no), so their outcome is in the state the next owner restores.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  auto pending = [&] { return std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& e) { return of_leaving(e.second); }); };
+  while (pending() && std::chrono::steady_clock::now() < deadline) {
+    transfers_->run_once(std::chrono::milliseconds(5));
+    evaluate_pending();
+    persist();
+  }
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (of_leaving(it->second)) {
+      spdlog::warn("reminder {} still on its way as its partition {} leaves; its outcome is left to the next owner",
+                   it->first, it->second.partition);
+      it = in_flight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  persist();
+  if (!producer_->flush(kFlushTimeout)) return false;
+  checkpoint();
+  return true;
+}
+
+void Gateway::on_revoked(const std::vector<int32_t>& partitions) {
+  for (auto partition : partitions) {
+    owned_.erase(partition);
+    revoking_.erase(partition);
+    ledger_->forget_partition(partition);
   }
 }
 
@@ -218,6 +421,10 @@ void Gateway::handle(const kafka::Record& record) {
   auto finish = [&] {
     consumer_->store_offset(record);
     dirty_ = true;
+    if (auto owned = owned_.find(record.partition());
+        owned != owned_.end() && !owned->second.gate_open && record.offset() + 1 >= owned->second.catch_up_end) {
+      open_gate(record.partition());
+    }
   };
   auto type = decode::content_type_from_header(record.header("content-type").value_or(""));
   if (!type) {
@@ -239,7 +446,7 @@ void Gateway::handle(const kafka::Record& record) {
     dead_letter(record, Error{"missing_key", "the record has no key and the event names no customer", false});
     return finish();
   }
-  auto applied = ledger_->apply(key, event.value());
+  auto applied = ledger_->apply(key, record.partition(), record.offset(), event.value());
   if (applied.duplicate) {
     metrics_.events_duplicate.fetch_add(1, std::memory_order_relaxed);
     return finish();
@@ -289,8 +496,25 @@ void Gateway::dead_letter(const kafka::Record& record, const Error& error) {
 }
 
 void Gateway::fire_due() {
-  for (const auto& key : schedule_.take_due(clock_->now())) evaluate(key);
-  metrics_.scheduled_timelines.store(schedule_.size(), std::memory_order_relaxed);
+  auto now = clock_->now();
+  std::size_t limit = 256;
+  if (auto per_second = config_.scheduler().catch_up().max_per_second(); per_second > 0) {
+    auto real_now = std::chrono::steady_clock::now();
+    std::chrono::duration<double> elapsed = real_now - fire_refilled_;
+    fire_refilled_ = real_now;
+    fire_tokens_ = std::min<double>(per_second, fire_tokens_ + elapsed.count() * per_second);
+    limit = static_cast<std::size_t>(fire_tokens_);
+    if (limit == 0) return;
+  }
+  std::size_t fired = 0;
+  for (const auto& [partition, owned] : owned_) {
+    if (!owned.gate_open || revoking_.count(partition) || fired >= limit) continue;
+    for (const auto& key : ledger_->take_due(partition, now, limit - fired)) {
+      evaluate(key);
+      ++fired;
+    }
+  }
+  if (config_.scheduler().catch_up().max_per_second() > 0) fire_tokens_ -= static_cast<double>(fired);
 }
 
 const rules::ReminderRules& Gateway::rules_for(const ledger::CustomerLedger& ledger) const {
@@ -303,13 +527,19 @@ void Gateway::evaluate(const std::string& key) {
   // until nothing new is due now; the bound only guards against a policy that never settles.
   for (int round = 0; round < 8; ++round) {
     const auto* ledger = ledger_->find(key);
-    if (ledger == nullptr) {
-      schedule_.cancel(key);
+    if (ledger == nullptr) return;
+    auto now = clock_->now();
+    auto owned = owned_.find(ledger->partition);
+    if (owned == owned_.end() || revoking_.count(ledger->partition)) return;
+    if (!owned->second.gate_open) {
+      // Looked at again once the partition has caught up.
+      ledger_->schedule(key, now);
       return;
     }
     auto confirm_deadline = expire_unconfirmed(key);
-    auto now = clock_->now();
+    ledger = ledger_->find(key);
     auto plan = rules_for(*ledger).plan(*ledger, now);
+    skip_stale(plan, now);
     std::optional<Instant> wake = plan.next_at;
     auto earliest = [&wake](Instant at) {
       if (!wake || at < *wake) wake = at;
@@ -330,16 +560,12 @@ void Gateway::evaluate(const std::string& key) {
       acted = true;
     }
     if (!acted) {
-      if (wake) {
-        schedule_.schedule(key, *wake);
-      } else {
-        schedule_.cancel(key);
-      }
+      ledger_->schedule(key, wake);
       return;
     }
   }
   spdlog::warn("timeline {} still had actions due after 8 rounds; looking again shortly", key);
-  schedule_.schedule(key, clock_->now() + std::chrono::seconds(1));
+  ledger_->schedule(key, clock_->now() + std::chrono::seconds(1));
 }
 
 void Gateway::evaluate_pending() {
@@ -378,7 +604,7 @@ std::optional<Instant> Gateway::expire_unconfirmed(const std::string& key) {
     report->set_error_message("no delivery confirmation within " +
                               std::to_string(std::chrono::duration_cast<std::chrono::minutes>(confirm_within_).count()) +
                               " min");
-    auto applied = ledger_->apply(key, event);
+    auto applied = ledger_->apply(key, ledger->partition, -1, event);
     if (applied.effects.status_changed) publish_report(*ledger_->find(key), *report, applied.effects.fell_back);
   }
   return next;
@@ -427,17 +653,35 @@ void Gateway::publish_outcome(const ledger::CustomerLedger& ledger, const std::s
   metrics_.outcomes_published.fetch_add(1, std::memory_order_relaxed);
 }
 
+void Gateway::skip_stale(rules::Plan& plan, Instant now) const {
+  const auto& catch_up = config_.scheduler().catch_up();
+  if (catch_up.policy() != v1::SKIP_STALE) return;
+  auto max_lateness = std::chrono::seconds(TimeUtil::DurationToSeconds(catch_up.max_lateness()));
+  for (auto& decision : plan.now) {
+    if (decision.suppressed || decision.due_at + max_lateness >= started_at_ || decision.due_at >= now) continue;
+    auto hours = std::chrono::duration_cast<std::chrono::hours>(started_at_ - decision.due_at).count();
+    decision.suppressed = true;
+    decision.suppression_reason = "catch-up: due " + std::to_string(hours) +
+                                  " h before the gateway started, more than scheduler.catch_up.max_lateness; skipped";
+    decision.explanation.push_back(decision.suppression_reason);
+  }
+}
+
 void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {
   const auto key = ledger.key;
-  if (!outbox_->begin(decision.reminder_id)) {
+  const auto partition = ledger.partition;
+  bool interrupted = false;
+  if (!ledger_->begin(decision.reminder_id, partition, key)) {
     // Handled before a restart (the event was read again because its offset was not committed
-    // yet): never sent again, but reported again, since the delivery event may not have left
-    // before the crash (its id is the same, so consumers drop a repeat).
-    auto state = outbox_->state(decision.reminder_id);
+    // yet, or the partition was restored from the changelog): never sent again blindly, but
+    // reported again, since the delivery event may not have left before the crash (its id is
+    // the same, so consumers drop a repeat).
+    auto state = ledger_->outbox_state(decision.reminder_id);
     bool known = ledger.reminders.count(decision.reminder_id) > 0;
     RecordOptions options;
     if (state && !known && decision.channel != v1::CHANNEL_UNSPECIFIED) {
-      auto provider = std::string(channels_.at(decision.channel)->provider());
+      auto& adapter = channels_.at(decision.channel);
+      auto provider = std::string(adapter->provider());
       channels::SendResult recovered;
       recovered.message = "handled before a restart; not sent again";
       switch (*state) {
@@ -446,11 +690,18 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
           options.contacted = true;
           break;
         case outbox::ReminderState::kSending:
+          // The process stopped while the provider may have had it.
+          if (adapter->can_look_up() || config_.store().interrupted_sends() == v1::RESEND) {
+            interrupted = true;
+            break;
+          }
+          [[fallthrough]];
         case outbox::ReminderState::kUnknown:
-          // The process stopped while the provider had it: it may or may not have gone out.
           recovered.provider_code = "interrupted";
+          recovered.message = "the process stopped while this message was being sent; it may or may not have gone "
+                              "out, and is not sent again (store.interrupted_sends: report)";
           publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &recovered);
-          outbox_->finish(decision.reminder_id, outbox::ReminderState::kUnknown);
+          ledger_->finish(decision.reminder_id, partition, key, outbox::ReminderState::kUnknown);
           options.contacted = true;
           break;
         case outbox::ReminderState::kFailed:
@@ -458,11 +709,13 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
           break;
       }
     }
-    record(decision, key, options);
-    return;
+    if (!interrupted) {
+      record(decision, key, options);
+      return;
+    }
   }
   if (decision.suppressed) {
-    outbox_->finish(decision.reminder_id, outbox::ReminderState::kSuppressed);
+    ledger_->finish(decision.reminder_id, partition, key, outbox::ReminderState::kSuppressed);
     metrics_.reminders_suppressed.fetch_add(1, std::memory_order_relaxed);
     publish(decision, ledger, v1::SUPPRESSED, "", nullptr);
     record(decision, key, {});
@@ -470,7 +723,7 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
   }
   auto rendered = renderer_->render(decision, ledger, rules_for(ledger).policy());
   if (!rendered) {
-    outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
+    ledger_->finish(decision.reminder_id, partition, key, outbox::ReminderState::kFailed);
     metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
     channels::SendResult failure;
     failure.kind = channels::SendResult::Kind::kPermanent;
@@ -487,18 +740,29 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
     task_index_[decision.reminder_id] = key;
   }
   auto& adapter = channels_.at(decision.channel);
-  in_flight_[decision.reminder_id] = InFlight{key, decision, rendered->template_variant, adapter->confirms_delivery()};
+  in_flight_[decision.reminder_id] =
+      InFlight{key, partition, decision, rendered->template_variant, adapter->confirms_delivery()};
   metrics_.sends_in_flight.store(in_flight_.size(), std::memory_order_relaxed);
   channels::Outgoing outgoing;
   outgoing.message = std::move(rendered.value());
   outgoing.done = [this, id = decision.reminder_id](channels::SendResult result) { settle(id, std::move(result)); };
   outgoing.still_wanted = [this, key, id = decision.reminder_id] { return still_wanted(key, id); };
-  adapter->send(std::move(outgoing));
+  if (interrupted) {
+    outgoing.interrupted = true;
+    spdlog::warn("reminder {} was on its way when the process stopped; {}", decision.reminder_id,
+                 adapter->can_look_up() ? "looking it up before any resend" : "sending it again (store.interrupted_sends: resend)");
+    in_flight_[decision.reminder_id].decision.explanation.push_back(
+        adapter->can_look_up() ? "on its way when the process stopped: looked up at the provider before any resend"
+                               : "on its way when the process stopped: sent again, so it may arrive twice "
+                                 "(store.interrupted_sends: resend)");
+  }
+  // Leaves at the next state commit point, once its "sending" mark is durable.
+  ready_to_send_.emplace_back(adapter.get(), std::move(outgoing));
 }
 
 bool Gateway::still_wanted(const std::string& key, const std::string& reminder_id) const {
   const auto* ledger = ledger_->find(key);
-  if (ledger == nullptr) return false;
+  if (ledger == nullptr || !owns(ledger->partition)) return false;
   auto plan = rules_for(*ledger).plan(*ledger, clock_->now());
   if (std::any_of(plan.now.begin(), plan.now.end(),
                   [&](const rules::Decision& d) { return d.reminder_id == reminder_id && !d.suppressed; })) {
@@ -536,7 +800,7 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
   auto provider = std::string(channels_.at(decision.channel)->provider());
   switch (result.kind) {
     case Kind::kAccepted: {
-      outbox_->finish(decision.reminder_id, outbox::ReminderState::kAccepted);
+      ledger_->finish(decision.reminder_id, f.partition, key, outbox::ReminderState::kAccepted);
       metrics_.reminders_sent.fetch_add(1, std::memory_order_relaxed);
       publish(decision, ledger, v1::SENT, provider, &result, f.template_variant);
       RecordOptions options;
@@ -550,14 +814,14 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
     }
     case Kind::kCancelled:
       // Not sent: the timeline is planned again as it now stands (paid, paused, or later).
-      outbox_->release(decision.reminder_id);
+      ledger_->release(decision.reminder_id, f.partition);
       metrics_.reminders_withdrawn.fetch_add(1, std::memory_order_relaxed);
       spdlog::info("reminder {} withdrawn before sending: {}", decision.reminder_id, result.message);
       break;
     case Kind::kRetriable:
       if (++attempts_[decision.stage_key] < kMaxAttempts) {
         // Provably not sent: forget it so that the next look at this timeline tries again.
-        outbox_->release(decision.reminder_id);
+        ledger_->release(decision.reminder_id, f.partition);
         metrics_.reminders_retried.fetch_add(1, std::memory_order_relaxed);
         auto delay = std::max<Duration>(result.retry_after, std::chrono::seconds(1));
         retry_at_[decision.reminder_id] = clock_->now() + delay * attempts_[decision.stage_key];
@@ -565,7 +829,7 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
                      attempts_[decision.stage_key], kMaxAttempts - 1);
         break;
       }
-      outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
+      ledger_->finish(decision.reminder_id, f.partition, key, outbox::ReminderState::kFailed);
       metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("reminder {} via {} failed after {} attempts: {}", decision.reminder_id, provider, kMaxAttempts,
                    result.message);
@@ -573,7 +837,7 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
       record(decision, key, {});
       break;
     case Kind::kPermanent: {
-      outbox_->finish(decision.reminder_id, outbox::ReminderState::kFailed);
+      ledger_->finish(decision.reminder_id, f.partition, key, outbox::ReminderState::kFailed);
       metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("reminder {} via {} failed: {} {}", decision.reminder_id, provider, result.provider_code,
                    result.message);
@@ -587,7 +851,7 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
       break;
     }
     case Kind::kUnknown: {
-      outbox_->finish(decision.reminder_id, outbox::ReminderState::kUnknown);
+      ledger_->finish(decision.reminder_id, f.partition, key, outbox::ReminderState::kUnknown);
       metrics_.reminders_unknown.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("reminder {} via {}: outcome unknown: {}", decision.reminder_id, provider, result.message);
       publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &result, f.template_variant);

@@ -14,13 +14,12 @@
 #include "common/error.h"
 #include "config/config_loader.h"
 #include "kafka/kafka_client.h"
-#include "ledger/ledger.h"
-#include "outbox/outbox.h"
+#include "ledger/durable_ledger.h"
 #include "relance/v1/config.pb.h"
 #include "relance/v1/delivery.pb.h"
 #include "render/renderer.h"
 #include "rules/reminder_rules.h"
-#include "scheduler/reminder_schedule.h"
+#include "store/state_store.h"
 
 namespace relance::app {
 
@@ -53,6 +52,7 @@ class Gateway {
   void count_rejected_callback() { metrics_.callbacks_rejected.fetch_add(1, std::memory_order_relaxed); }
   void count_inbound() { metrics_.inbound_messages.fetch_add(1, std::memory_order_relaxed); }
   const config::Environment& environment() const { return env_; }
+  const ClockPtr& clock() const { return clock_; }
 
   bool ready() const { return ready_.load(); }
   const Metrics& metrics() const { return metrics_; }
@@ -65,6 +65,7 @@ class Gateway {
   // A message handed to an adapter and not settled yet.
   struct InFlight {
     std::string key;
+    int32_t partition = -1;
     rules::Decision decision;
     std::string template_variant;
     bool confirms_delivery = false;
@@ -72,6 +73,9 @@ class Gateway {
   // Carries out one decision: suppressions and render failures at once, sends through the
   // channel's adapter, whose answer comes to settle() (possibly before execute returns).
   void execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger);
+  // scheduler.catch_up: skip_stale turns reminders that were due long before the start into
+  // suppressions.
+  void skip_stale(rules::Plan& plan, Instant now) const;
   void settle(const std::string& reminder_id, channels::SendResult result);
   // Asked by an adapter just before a waiting message leaves: is it still due?
   bool still_wanted(const std::string& key, const std::string& reminder_id) const;
@@ -100,6 +104,20 @@ class Gateway {
   void fire_due();
   void commit();
 
+  // Partitions: state restored on assignment, sends settled and state written on revocation.
+  void on_assigned(const std::vector<int32_t>& partitions);
+  bool on_revoking(const std::vector<int32_t>& partitions);
+  void on_revoked(const std::vector<int32_t>& partitions);
+  void restore_partition(int32_t partition);
+  void open_gate(int32_t partition);
+  bool owns(int32_t partition) const;
+  // The state commit point: writes every change to the store and the changelog, then hands
+  // over the messages waiting for their "sending" mark to be durable. `send` false drops
+  // them instead (shutting down), releasing their marks.
+  void persist(bool send = true);
+  // Writes how far the changelog is reflected in the store, after a successful flush.
+  void checkpoint();
+  std::optional<Instant> next_due() const;
   relance::v1::Config config_;
   config::Environment env_;
   ClockPtr clock_;
@@ -109,9 +127,29 @@ class Gateway {
   std::mutex facts_mutex_;
   std::unique_ptr<kafka::Producer> facts_producer_;  // for submit_fact, apart from the loop's
   std::string bootstrap_;
-  ledger::LedgerPtr ledger_;
-  outbox::OutboxPtr outbox_;
-  scheduler::ReminderSchedule schedule_;
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<ledger::DurableLedger> ledger_;
+  kafka::Properties kafka_properties_;
+  // One per owned input partition.
+  struct OwnedPartition {
+    // Reminders wait until the input is read up to its end as of the assignment, so a payment
+    // already published wins over a reminder that became due meanwhile.
+    bool gate_open = false;
+    int64_t catch_up_end = 0;
+    // Timelines with a reminder marked sending before the assignment: looked at once the gate
+    // opens (reported, reconciled or resent as configured).
+    std::vector<std::string> interrupted;
+  };
+  std::map<int32_t, OwnedPartition> owned_;
+  std::set<int32_t> revoking_;
+  std::map<int32_t, int64_t> changelog_acked_;  // next changelog offset per partition
+  std::vector<store::ChangelogRecord> changelog_buffer_;
+  // Messages whose "sending" mark is not durable yet.
+  std::vector<std::pair<channels::ChannelAdapter*, channels::Outgoing>> ready_to_send_;
+  Instant started_at_{};
+  // Catch-up pacing (scheduler.catch_up.max_per_second).
+  double fire_tokens_ = 0;
+  std::chrono::steady_clock::time_point fire_refilled_{};
   channels::ChannelMap channels_;
   const rules::ReminderRules& rules_for(const ledger::CustomerLedger& ledger) const;
 

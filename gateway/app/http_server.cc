@@ -121,6 +121,7 @@ HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
   });
   add_provider_routes(*server_, gateway, config_);
   add_call_task_routes(*server_, gateway, config_);
+  add_admin_routes(*server_, gateway, config_);
   const auto& listen = config_.http().listen();
   auto colon = listen.rfind(':');
   auto host = listen.substr(0, colon);

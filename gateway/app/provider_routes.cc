@@ -236,22 +236,65 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
   });
 }
 
+namespace {
+
+std::string admin_token(const Gateway& gateway, const v1::Config& config) {
+  return config.http().admin_token_env().empty() ? std::string()
+                                                 : config::lookup(gateway.environment(), config.http().admin_token_env());
+}
+
+// Admin and support routes take `Authorization: Bearer <token>`; false after answering 401/403.
+bool authorized(const httplib::Request& req, httplib::Response& res, const std::string& token, const char* what) {
+  if (token.empty()) {
+    json_error(res, 403, "forbidden", std::string("set http.admin_token_env to ") + what);
+    return false;
+  }
+  auto auth = req.get_header_value("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.rfind(kBearer, 0) != 0 || !twilio::constant_time_equal(std::string_view(auth).substr(kBearer.size()), token)) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    json_error(res, 401, "unauthorized", "a valid bearer token is required");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void add_admin_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+  auto token = admin_token(gateway, config);
+  auto answer = [](httplib::Response& res, Instant now) {
+    res.set_content(R"({"now":")" + format_rfc3339(now) + "\"}", "application/json");
+  };
+  server.Get("/v1/admin/clock", [&gateway, token, answer](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res, token, "read the clock")) return;
+    answer(res, gateway.clock()->now());
+  });
+  // Tests and demos drive a simulated clock from outside: 90 days in minutes, or a jump over a
+  // downtime.
+  server.Post("/v1/admin/clock", [&gateway, token, answer](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res, token, "set the clock")) return;
+    auto simulated = std::dynamic_pointer_cast<SimulatedClock>(gateway.clock());
+    if (!simulated) return json_error(res, 409, "not_simulated", "the clock is the system clock (clock.mode: system)");
+    if (req.body.size() > kMaxCallbackBody) return json_error(res, 413, "too_large", "the body is too large");
+    google::protobuf::Struct body;
+    if (!google::protobuf::util::JsonStringToMessage(req.body, &body).ok()) {
+      return json_error(res, 400, "invalid_json", "the body must be a JSON object");
+    }
+    auto now = body.fields().find("now");
+    std::optional<Instant> at;
+    if (now != body.fields().end() && now->second.has_string_value()) at = parse_rfc3339(now->second.string_value());
+    if (!at) return json_error(res, 400, "invalid_now", "now: an RFC 3339 instant is required");
+    simulated->set(*at);
+    answer(res, simulated->now());
+  });
+}
+
 void add_call_task_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
-  auto token = config.http().admin_token_env().empty()
-                   ? std::string()
-                   : config::lookup(gateway.environment(), config.http().admin_token_env());
+  auto token = admin_token(gateway, config);
   server.Post(R"(/v1/call-tasks/([A-Za-z0-9_.:\-]{1,200})/outcome)", [&gateway, token](const httplib::Request& req,
                                                                                        httplib::Response& res) {
-    if (token.empty()) {
-      return json_error(res, 403, "forbidden", "set http.admin_token_env to record call outcomes");
-    }
-    auto auth = req.get_header_value("Authorization");
-    constexpr std::string_view kBearer = "Bearer ";
-    if (auth.rfind(kBearer, 0) != 0 ||
-        !twilio::constant_time_equal(std::string_view(auth).substr(kBearer.size()), token)) {
-      res.set_header("WWW-Authenticate", "Bearer");
-      return json_error(res, 401, "unauthorized", "a valid bearer token is required");
-    }
+    if (!authorized(req, res, token, "record call outcomes")) return;
     if (req.body.size() > kMaxCallbackBody) return json_error(res, 413, "too_large", "the body is too large");
     google::protobuf::Struct body;
     if (!google::protobuf::util::JsonStringToMessage(req.body, &body).ok()) {

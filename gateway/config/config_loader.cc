@@ -517,6 +517,7 @@ Config default_config() {
   kafka->set_call_task_topic("relance.call-tasks");
   kafka->set_outcome_topic("relance.reminder-outcomes");
   kafka->set_inbound_topic("relance.inbound-replies");
+  kafka->set_changelog_topic("relance.changelog");
   *kafka->mutable_commit_interval() = pb::util::TimeUtil::MillisecondsToDuration(1000);
   kafka->mutable_embedded()->set_bootstrap_file("relance-data/kafka-bootstrap");
   kafka->mutable_embedded()->set_partitions(3);
@@ -526,6 +527,10 @@ Config default_config() {
   *email->mutable_timeout() = pb::util::TimeUtil::SecondsToDuration(30);
   c.mutable_channels()->mutable_capture()->set_dir("relance-data/outbox");
   c.mutable_store()->set_path("relance-data/store");
+  c.mutable_store()->set_interrupted_sends(relance::v1::REPORT);
+  auto* catch_up = c.mutable_scheduler()->mutable_catch_up();
+  catch_up->set_policy(relance::v1::LATEST_STAGE);
+  *catch_up->mutable_max_lateness() = pb::util::TimeUtil::HoursToDuration(48);
   auto* twilio = c.mutable_channels()->mutable_twilio();
   twilio->set_base_url("https://api.twilio.com");
   twilio->set_signature_header("X-Twilio-Signature");
@@ -557,7 +562,8 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
                                     std::pair{"kafka.dlq_topic", &kafka.dlq_topic()},
                                     std::pair{"kafka.call_task_topic", &kafka.call_task_topic()},
                                     std::pair{"kafka.outcome_topic", &kafka.outcome_topic()},
-                                    std::pair{"kafka.inbound_topic", &kafka.inbound_topic()}}) {
+                                    std::pair{"kafka.inbound_topic", &kafka.inbound_topic()},
+                                    std::pair{"kafka.changelog_topic", &kafka.changelog_topic()}}) {
     if (topic->empty()) {
       add_error(errors, path, "must not be empty");
     } else if (!topics.insert(*topic).second) {
@@ -588,6 +594,11 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
   }
   if (c.channels().capture().dir().empty()) add_error(errors, "channels.capture.dir", "must not be empty");
   if (c.store().path().empty()) add_error(errors, "store.path", "must not be empty");
+  const auto& catch_up = c.scheduler().catch_up();
+  if (catch_up.max_per_second() < 0) add_error(errors, "scheduler.catch_up.max_per_second", "must not be negative");
+  if (catch_up.policy() == relance::v1::SKIP_STALE && pb::util::TimeUtil::DurationToSeconds(catch_up.max_lateness()) <= 0) {
+    add_error(errors, "scheduler.catch_up.max_lateness", "must be positive with policy skip_stale");
+  }
   validate_twilio(c, env, errors);
   const auto& call_task = c.channels().call_task();
   if (!call_task.webhook_url().empty()) {

@@ -66,7 +66,46 @@ void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
     ++self->failed_;
     self->last_error_ = rd_kafka_err2str(msg->err);
     spdlog::error("kafka delivery to {} failed: {}", rd_kafka_topic_name(msg->rkt), self->last_error_);
+    return;
   }
+  if (self->delivered_) self->delivered_(*msg);
+}
+
+void Producer::produce_to(const std::string& topic, int32_t partition, std::string_view key,
+                          std::optional<std::string_view> value) {
+  // The macros cast their arguments without parentheses: plain variables only.
+  char* payload = value ? const_cast<char*>(value->data()) : nullptr;
+  std::size_t payload_size = value ? value->size() : 0;
+  for (;;) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+    auto err = rd_kafka_producev(
+        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()), RD_KAFKA_V_VALUE(payload, payload_size),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+#pragma GCC diagnostic pop
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(rk_.get(), 100);
+      continue;
+    }
+    throw KafkaError("produce to " + topic + "[" + std::to_string(partition) + "]: " + rd_kafka_err2str(err));
+  }
+}
+
+int Producer::partition_count(const std::string& topic, std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw KafkaError(std::string("cannot read cluster metadata: ") + rd_kafka_err2str(err));
+  }
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(md, rd_kafka_metadata_destroy);
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return md->topics[i].partition_cnt;
+    }
+  }
+  return 0;
 }
 
 void Producer::produce(const std::string& topic, std::string_view key, std::string_view value, const Headers& headers) {
@@ -125,8 +164,7 @@ void Producer::require_topics(const std::vector<std::string>& topics, std::chron
   }
 }
 
-Consumer::Consumer(const Properties& properties, RevokeHook before_revoke_commit)
-    : before_revoke_commit_(std::move(before_revoke_commit)) {
+Consumer::Consumer(const Properties& properties, Hooks hooks) : hooks_(std::move(hooks)) {
   auto props = properties;
   // Offsets are stored by the gateway after each record's effects, and committed after the
   // producer has flushed what those effects published.
@@ -146,10 +184,24 @@ Consumer::Consumer(const Properties& properties, RevokeHook before_revoke_commit
 
 Consumer::~Consumer() { close(); }
 
+namespace {
+
+Consumer::Partitions partitions_of(const rd_kafka_topic_partition_list_t* parts) {
+  Consumer::Partitions out;
+  for (int i = 0; i < parts->cnt; ++i) out.push_back(parts->elems[i].partition);
+  return out;
+}
+
+}  // namespace
+
 void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                             void* opaque) {
   auto* self = static_cast<Consumer*>(opaque);
-  bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  // A member fenced by the group gets its callbacks inside rd_kafka_consumer_close(), when the
+  // protocol may no longer be known (NULL): cooperative is the only strategy configured.
+  const char* protocol = rd_kafka_rebalance_protocol(rk);
+  bool cooperative = protocol == nullptr || std::string_view(protocol) == "COOPERATIVE";
+  auto partitions = partitions_of(parts);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     spdlog::info("kafka: {} partition(s) assigned", parts->cnt);
     if (cooperative) {
@@ -161,12 +213,18 @@ void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_to
       rd_kafka_assign(rk, parts);
     }
     self->assigned_count_ += parts->cnt;
+    if (self->closing_) {
+      // Handed back at once: nothing is restored for a member on its way out.
+      spdlog::info("kafka: assigned while closing; not restored");
+      return;
+    }
+    if (self->hooks_.assigned && !partitions.empty()) self->hooks_.assigned(partitions);
     return;
   }
   spdlog::info("kafka: {} partition(s) revoked", parts->cnt);
   // Lost partitions may already belong to another member: their offsets must not be committed.
   if (!rd_kafka_assignment_lost(rk)) {
-    if (!self->before_revoke_commit_ || self->before_revoke_commit_()) {
+    if (!self->hooks_.revoking || self->hooks_.revoking(partitions)) {
       auto cerr = rd_kafka_commit(rk, nullptr, 0);
       if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         spdlog::warn("kafka: commit on revoke failed: {}", rd_kafka_err2str(cerr));
@@ -175,12 +233,105 @@ void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_to
       spdlog::error("kafka: effects not acknowledged; offsets of revoked partitions not committed");
     }
   }
+  if (self->hooks_.revoked && !partitions.empty()) self->hooks_.revoked(partitions);
   if (cooperative) {
     if (auto* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
   } else {
     rd_kafka_assign(rk, nullptr);
   }
   self->assigned_count_ = std::max(0, self->assigned_count_ - parts->cnt);
+}
+
+std::optional<int64_t> Consumer::end_offset(const std::string& topic, int32_t partition,
+                                            std::chrono::milliseconds timeout) {
+  int64_t low = 0;
+  int64_t high = 0;
+  auto err = rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high,
+                                              static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("kafka: cannot read the end offset of {}[{}]: {}", topic, partition, rd_kafka_err2str(err));
+    return std::nullopt;
+  }
+  return high;
+}
+
+int64_t Consumer::committed(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
+  if (rd_kafka_committed(rk_.get(), list.get(), static_cast<int>(timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return -1;
+  }
+  return list->elems[0].offset;
+}
+
+std::vector<std::pair<int32_t, int64_t>> Consumer::lag(const std::string& topic) {
+  std::vector<std::pair<int32_t, int64_t>> out;
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  PartitionListPtr assignment(raw);
+  if (rd_kafka_position(rk_.get(), assignment.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  for (int i = 0; i < assignment->cnt; ++i) {
+    const auto& p = assignment->elems[i];
+    if (topic != p.topic || p.offset < 0) continue;
+    int64_t low = 0;
+    int64_t high = 0;
+    if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic, p.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    out.emplace_back(p.partition, std::max<int64_t>(0, high - p.offset));
+  }
+  return out;
+}
+
+int64_t read_partition(const Properties& properties, const std::string& topic, int32_t partition, int64_t from,
+                       const std::function<void(const Record&)>& each) {
+  auto props = properties;
+  props.erase("group.id");
+  props["group.id"] = "relance-restore";  // required by the client; nothing is committed
+  props["enable.auto.commit"] = "false";
+  props["enable.partition.eof"] = "true";
+  props["auto.offset.reset"] = "earliest";
+  auto conf = make_conf(props);
+  char err[512];
+  HandlePtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err));
+  if (!rk) throw KafkaError(std::string("cannot create the restore consumer: ") + err);
+  conf.release();
+  rd_kafka_poll_set_consumer(rk.get());
+  int64_t low = 0;
+  int64_t high = 0;
+  auto werr = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), partition, &low, &high, 30'000);
+  if (werr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw KafkaError("cannot read the offsets of " + topic + "[" + std::to_string(partition) +
+                     "]: " + rd_kafka_err2str(werr));
+  }
+  from = std::max(from, low);
+  if (from < high) {
+    PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = from;
+    if (auto aerr = rd_kafka_assign(rk.get(), list.get()); aerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw KafkaError(std::string("cannot read the changelog: ") + rd_kafka_err2str(aerr));
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+    int64_t next = from;
+    while (next < high) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        throw KafkaError("restoring " + topic + "[" + std::to_string(partition) + "] did not reach offset " +
+                         std::to_string(high));
+      }
+      MessagePtr msg(rd_kafka_consumer_poll(rk.get(), 500));
+      if (!msg) continue;
+      if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) break;
+      if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        spdlog::warn("kafka restore: {}", rd_kafka_message_errstr(msg.get()));
+        continue;
+      }
+      next = msg->offset + 1;
+      each(Record(std::move(msg)));
+    }
+  }
+  rd_kafka_consumer_close(rk.get());
+  return high;
 }
 
 void Consumer::subscribe(const std::vector<std::string>& topics) {
@@ -221,6 +372,7 @@ bool Consumer::commit() {
 void Consumer::close() {
   if (closed_ || !rk_) return;
   closed_ = true;
+  closing_ = true;
   rd_kafka_consumer_close(rk_.get());  // revokes (and commits through the hook) first
 }
 

@@ -68,6 +68,12 @@ class Producer {
   ~Producer();
 
   void produce(const std::string& topic, std::string_view key, std::string_view value, const Headers& headers = {});
+  // To one partition, chosen by the caller; no value is a tombstone (compacted topics).
+  void produce_to(const std::string& topic, int32_t partition, std::string_view key,
+                  std::optional<std::string_view> value);
+  // Called for every acknowledged record, from poll() or flush(), on the calling thread.
+  using DeliveryHook = std::function<void(const rd_kafka_message_t&)>;
+  void on_delivered(DeliveryHook hook) { delivered_ = std::move(hook); }
   // Waits until every record produced so far is acknowledged; false on timeout or if any
   // record failed since the last call.
   bool flush(std::chrono::milliseconds timeout);
@@ -76,22 +82,34 @@ class Producer {
 
   // Throws unless each topic exists on the cluster.
   void require_topics(const std::vector<std::string>& topics, std::chrono::milliseconds timeout);
+  // The topic's partition count, or 0 when it does not exist.
+  int partition_count(const std::string& topic, std::chrono::milliseconds timeout);
 
  private:
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
   HandlePtr rk_;
   std::size_t failed_ = 0;
   std::string last_error_;
+  DeliveryHook delivered_;
 };
 
 // A consumer-group member that stores offsets only when told to, after the record's effects.
+// Partition changes reach the owner of the state through hooks, called on the polling thread
+// (inside poll() or close()).
 class Consumer {
  public:
-  // Called before offsets of partitions about to be revoked are committed; returning false
-  // (the effects those offsets cover are not acknowledged) skips the commit.
-  using RevokeHook = std::function<bool()>;
+  using Partitions = std::vector<int32_t>;
+  struct Hooks {
+    // Partitions just assigned: their state is restored here, before any of their records.
+    std::function<void(const Partitions&)> assigned;
+    // Partitions about to be revoked: effects settled and acknowledged; false (they are not)
+    // skips the commit of their offsets.
+    std::function<bool(const Partitions&)> revoking;
+    // Partitions gone (after the commit, or lost to the group without one).
+    std::function<void(const Partitions&)> revoked;
+  };
 
-  Consumer(const Properties& properties, RevokeHook before_revoke_commit);
+  Consumer(const Properties& properties, Hooks hooks);
   ~Consumer();
 
   void subscribe(const std::vector<std::string>& topics);
@@ -103,14 +121,27 @@ class Consumer {
   void close();
   bool assigned() const { return assigned_count_ > 0; }
 
+  // The partition's log end offset on the broker (the next offset to be written).
+  std::optional<int64_t> end_offset(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout);
+  // The group's committed offset for the partition (-1 when none).
+  int64_t committed(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout);
+  // Consumer lag per assigned partition from the last fetch (log end − position), when known.
+  std::vector<std::pair<int32_t, int64_t>> lag(const std::string& topic);
+
  private:
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                            void* opaque);
   HandlePtr rk_;
-  RevokeHook before_revoke_commit_;
+  Hooks hooks_;
   int assigned_count_ = 0;
   bool closed_ = false;
+  bool closing_ = false;
 };
+
+// Reads one partition of a topic from `from` to its end as of the call (for restoring state
+// from a changelog), handing each record to `each`. Returns the end offset reached.
+int64_t read_partition(const Properties& properties, const std::string& topic, int32_t partition, int64_t from,
+                       const std::function<void(const Record&)>& each);
 
 // librdkafka's in-process mock cluster, listening on loopback: the embedded default when no
 // brokers are configured. Other processes reach it through bootstrap_servers().

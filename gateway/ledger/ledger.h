@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -132,7 +133,17 @@ struct CustomerLedger {
   // Channels that did not deliver a stage's message, by stage key: the stage moves on to the
   // next channel.
   std::map<std::string, std::set<relance::v1::Channel>> stage_failed_channels;
+
+  // Where the timeline is kept: the input partition that carries its events, the offset of the
+  // last event applied from it (a redelivered record at or below it is a repeat), the ids of
+  // its most recent events (a producer's duplicate under a new offset), and the instant it is
+  // scheduled for.
+  int32_t partition = -1;
+  int64_t applied_offset = -1;
+  std::vector<std::string> recent_event_ids;  // oldest first, at most kRecentEventIds
+  std::optional<Instant> next_due;
 };
+inline constexpr std::size_t kRecentEventIds = 32;
 
 // What applying one event changed beyond the invoices.
 struct EventEffects {
@@ -149,20 +160,6 @@ struct ApplyResult {
   std::vector<std::string> resolved_after_reminders;
   EventEffects effects;
 };
-
-// The ledger behind the scheduler and the rules. The in-memory one serves the skeleton and the
-// embedded default; a durable store implements the same interface.
-class Ledger {
- public:
-  virtual ~Ledger() = default;
-  // Applies one validated event to the timeline `key`; each event id is applied once.
-  virtual ApplyResult apply(const std::string& key, const relance::v1::InvoiceEvent& event) = 0;
-  virtual void record(const std::string& key, const ActionRecord& action) = 0;
-  virtual const CustomerLedger* find(const std::string& key) const = 0;
-};
-using LedgerPtr = std::unique_ptr<Ledger>;
-
-LedgerPtr make_in_memory_ledger(std::size_t dedup_window = 1'000'000);
 
 // The state transitions themselves, shared by every Ledger implementation.
 // Returns the invoices the event closed after they had received reminders.

@@ -1,29 +1,45 @@
 #pragma once
 
-#include <memory>
 #include <optional>
-#include <string>
 
 namespace relance::outbox {
 
+// Where a reminder id stands. Every reminder is recorded before its provider is called, so a
+// reminder id is sent at most once; the states are kept in the state store and its changelog.
 enum class ReminderState { kSending, kAccepted, kFailed, kUnknown, kSuppressed };
 
-// Remembers every reminder before its provider is called, so a reminder id is sent at most once.
-class Outbox {
- public:
-  virtual ~Outbox() = default;
-  // Records the reminder as sending; false when this reminder id is already known (never send).
-  virtual bool begin(const std::string& reminder_id) = 0;
-  virtual void finish(const std::string& reminder_id, ReminderState state) = 0;
-  // Forgets a reminder whose send provably did not happen, so it may be tried again.
-  virtual void release(const std::string& reminder_id) = 0;
-  virtual std::optional<ReminderState> state(const std::string& reminder_id) const = 0;
-};
-using OutboxPtr = std::unique_ptr<Outbox>;
+// One byte per state in the store and the changelog.
+constexpr char code_of(ReminderState state) {
+  switch (state) {
+    case ReminderState::kSending:
+      return 's';
+    case ReminderState::kAccepted:
+      return 'a';
+    case ReminderState::kFailed:
+      return 'f';
+    case ReminderState::kUnknown:
+      return 'u';
+    case ReminderState::kSuppressed:
+      return 'x';
+  }
+  return 's';
+}
 
-OutboxPtr make_in_memory_outbox();
-// Kept on disk (RocksDB) under `path`, so that a reminder handed to a provider before a crash
-// is not sent again after the restart.
-OutboxPtr make_rocksdb_outbox(const std::string& path);
+constexpr std::optional<ReminderState> state_of(char code) {
+  switch (code) {
+    case 's':
+      return ReminderState::kSending;
+    case 'a':
+      return ReminderState::kAccepted;
+    case 'f':
+      return ReminderState::kFailed;
+    case 'u':
+      return ReminderState::kUnknown;
+    case 'x':
+      return ReminderState::kSuppressed;
+    default:
+      return std::nullopt;
+  }
+}
 
 }  // namespace relance::outbox

@@ -19,10 +19,11 @@ TestTopics::TestTopics() {
   outcomes = "relance.reminder-outcomes." + suffix;
   calls = "relance.call-tasks." + suffix;
   inbound = "relance.inbound-replies." + suffix;
+  changelog = "relance.changelog." + suffix;
 }
 
-void TestTopics::create(const std::string& bootstrap) const {
-  create_topics(bootstrap, {input, delivery, dlq, outcomes, calls, inbound}, 1);
+void TestTopics::create(const std::string& bootstrap, int partitions) const {
+  create_topics(bootstrap, {input, delivery, dlq, outcomes, calls, inbound, changelog}, partitions);
 }
 
 std::string TestTopics::kafka_yaml() const {
@@ -34,6 +35,7 @@ std::string TestTopics::kafka_yaml() const {
          "  call_task_topic: " + calls + "\n"
          "  outcome_topic: " + outcomes + "\n"
          "  inbound_topic: " + inbound + "\n"
+         "  changelog_topic: " + changelog + "\n"
          "  commit_interval: 200ms\n";
 }
 

@@ -10,10 +10,11 @@ namespace relance::testing {
 struct TestTopics {
   TestTopics();
   std::string suffix;
-  std::string input, delivery, dlq, outcomes, calls, inbound;
+  std::string input, delivery, dlq, outcomes, calls, inbound, changelog;
 
-  // Creates them with one partition: records are processed in the order they are produced.
-  void create(const std::string& bootstrap) const;
+  // Creates them with one partition (or `partitions`): records are processed in the order they
+  // are produced. The changelog has as many partitions as the input, as the gateway requires.
+  void create(const std::string& bootstrap, int partitions = 1) const;
   // The `kafka:` part of a gateway configuration that uses them.
   std::string kafka_yaml() const;
 };

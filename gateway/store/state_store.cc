@@ -1,0 +1,259 @@
+#include "store/state_store.h"
+
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace relance::store {
+
+namespace {
+
+enum Family { kDefault = 0, kTimelines = 1, kDue = 2, kOutbox = 3, kMeta = 4, kInflight = 5 };
+const char* const kFamilyNames[] = {"default", "timelines", "due", "outbox", "meta", "inflight"};
+constexpr int kFamilies = 6;
+constexpr char kSendingCode = 's';
+constexpr std::string_view kCleanKey = "clean";
+
+void check(const rocksdb::Status& status, const std::string& what) {
+  // A store that cannot record state must stop the gateway before anything is sent or committed.
+  if (!status.ok()) throw std::runtime_error("store: " + what + ": " + status.ToString());
+}
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint64_t get_u64(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(i)]);
+  return v;
+}
+
+// Flipping the sign bit orders negative ticks before positive ones in unsigned byte order.
+uint64_t order_preserving(Instant at) {
+  return static_cast<uint64_t>(at.time_since_epoch().count()) ^ (uint64_t{1} << 63);
+}
+
+Instant instant_of(uint64_t encoded) {
+  return Instant{Duration{static_cast<Duration::rep>(encoded ^ (uint64_t{1} << 63))}};
+}
+
+std::string offset_key(int32_t partition) { return "changelog/" + std::to_string(partition); }
+
+}  // namespace
+
+std::string timeline_changelog_key(std::string_view timeline_key) {
+  std::string key("t/");
+  key.append(timeline_key);
+  return key;
+}
+
+std::string outbox_changelog_key(std::string_view reminder_id) {
+  std::string key("o/");
+  key.append(reminder_id);
+  return key;
+}
+
+std::string partition_prefix(int32_t partition) {
+  std::string key;
+  put_u32(key, static_cast<uint32_t>(partition));
+  return key;
+}
+
+std::string due_key(int32_t partition, Instant at, std::string_view timeline_key) {
+  std::string key;
+  key.reserve(12 + timeline_key.size());
+  put_u32(key, static_cast<uint32_t>(partition));
+  put_u64(key, order_preserving(at));
+  key.append(timeline_key);
+  return key;
+}
+
+StateStore::StateStore(const std::string& path) {
+  std::filesystem::create_directories(path);
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  // Small, steady writes; the changelog is the durable copy, so the defaults for the WAL are fine.
+  options.max_background_jobs = 2;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (int i = 0; i < kFamilies; ++i) {
+    families.emplace_back(kFamilyNames[i], rocksdb::ColumnFamilyOptions());
+  }
+  rocksdb::DB* db = nullptr;
+  auto status = rocksdb::DB::Open(options, path, families, &handles_, &db);
+  if (!status.ok()) throw std::runtime_error("store.path: cannot open the store at " + path + ": " + status.ToString());
+  db_.reset(db);
+
+  std::string value;
+  was_clean_ = db_->Get(rocksdb::ReadOptions(), cf(kMeta), kCleanKey, &value).ok();
+  if (!was_clean_) reset_timelines();
+  // From here until the next clean stop, a crash leaves the store untrusted.
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  check(db_->Delete(sync, cf(kMeta), kCleanKey), "cannot write");
+}
+
+StateStore::~StateStore() {
+  for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  handles_.clear();
+  db_.reset();
+}
+
+void StateStore::reset_timelines() {
+  for (int family : {kTimelines, kDue, kMeta}) {
+    auto& handle = handles_[static_cast<std::size_t>(family)];
+    check(db_->DropColumnFamily(handle), "cannot drop " + std::string(kFamilyNames[family]));
+    db_->DestroyColumnFamilyHandle(handle);
+    handle = nullptr;
+    check(db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), kFamilyNames[family], &handle),
+          "cannot create " + std::string(kFamilyNames[family]));
+  }
+}
+
+void StateStore::mark_clean() {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  check(db_->Put(sync, cf(kMeta), kCleanKey, "1"), "cannot write");
+}
+
+std::optional<std::string> StateStore::timeline(std::string_view key) const {
+  std::string value;
+  auto status = db_->Get(rocksdb::ReadOptions(), cf(kTimelines), rocksdb::Slice(key.data(), key.size()), &value);
+  if (status.IsNotFound()) return std::nullopt;
+  check(status, "cannot read");
+  return value;
+}
+
+std::optional<char> StateStore::outbox_state(std::string_view reminder_id) const {
+  std::string value;
+  auto status =
+      db_->Get(rocksdb::ReadOptions(), cf(kOutbox), rocksdb::Slice(reminder_id.data(), reminder_id.size()), &value);
+  if (status.IsNotFound() || value.empty()) return std::nullopt;
+  check(status, "cannot read");
+  return value[0];
+}
+
+std::vector<std::string> StateStore::sending_timelines(int32_t partition) const {
+  std::vector<std::string> out;
+  auto prefix = partition_prefix(partition);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kInflight)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) out.push_back(it->value().ToString());
+  return out;
+}
+
+int64_t StateStore::changelog_offset(int32_t partition) const {
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), cf(kMeta), offset_key(partition), &value).ok() || value.size() != 8) return 0;
+  return static_cast<int64_t>(get_u64(value));
+}
+
+std::optional<Instant> StateStore::first_due(int32_t partition) const {
+  auto prefix = partition_prefix(partition);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kDue)));
+  it->Seek(prefix);
+  if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() < 12) return std::nullopt;
+  return instant_of(get_u64(std::string_view(it->key().data() + 4, 8)));
+}
+
+std::vector<std::pair<Instant, std::string>> StateStore::due(int32_t partition, Instant now,
+                                                             std::size_t limit) const {
+  std::vector<std::pair<Instant, std::string>> out;
+  auto prefix = partition_prefix(partition);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kDue)));
+  for (it->Seek(prefix); it->Valid() && out.size() < limit; it->Next()) {
+    auto key = it->key();
+    if (!key.starts_with(prefix) || key.size() < 12) break;
+    auto at = instant_of(get_u64(std::string_view(key.data() + 4, 8)));
+    if (at > now) break;
+    out.emplace_back(at, std::string(key.data() + 12, key.size() - 12));
+  }
+  return out;
+}
+
+std::size_t StateStore::count_due(int32_t partition, Instant now, std::size_t cap) const {
+  std::size_t n = 0;
+  auto prefix = partition_prefix(partition);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kDue)));
+  for (it->Seek(prefix); it->Valid() && n < cap; it->Next()) {
+    auto key = it->key();
+    if (!key.starts_with(prefix) || key.size() < 12) break;
+    if (instant_of(get_u64(std::string_view(key.data() + 4, 8))) > now) break;
+    ++n;
+  }
+  return n;
+}
+
+void StateStore::Batch::put_timeline(std::string_view key, std::string_view snapshot) {
+  check(batch_.Put(store_.cf(kTimelines), rocksdb::Slice(key.data(), key.size()),
+                   rocksdb::Slice(snapshot.data(), snapshot.size())),
+        "cannot batch");
+}
+
+void StateStore::Batch::delete_timeline(std::string_view key) {
+  check(batch_.Delete(store_.cf(kTimelines), rocksdb::Slice(key.data(), key.size())), "cannot batch");
+}
+
+void StateStore::Batch::put_due(int32_t partition, Instant at, std::string_view key) {
+  check(batch_.Put(store_.cf(kDue), due_key(partition, at, key), rocksdb::Slice()), "cannot batch");
+}
+
+void StateStore::Batch::delete_due(int32_t partition, Instant at, std::string_view key) {
+  check(batch_.Delete(store_.cf(kDue), due_key(partition, at, key)), "cannot batch");
+}
+
+void StateStore::Batch::put_outbox(int32_t partition, std::string_view reminder_id, char state,
+                                   std::string_view timeline_key) {
+  std::string value(1, state);
+  value.append(timeline_key);
+  rocksdb::Slice id(reminder_id.data(), reminder_id.size());
+  check(batch_.Put(store_.cf(kOutbox), id, value), "cannot batch");
+  auto inflight = partition_prefix(partition);
+  inflight.append(reminder_id);
+  if (state == kSendingCode) {
+    check(batch_.Put(store_.cf(kInflight), inflight, rocksdb::Slice(timeline_key.data(), timeline_key.size())),
+          "cannot batch");
+  } else {
+    check(batch_.Delete(store_.cf(kInflight), inflight), "cannot batch");
+  }
+}
+
+void StateStore::Batch::delete_outbox(int32_t partition, std::string_view reminder_id) {
+  check(batch_.Delete(store_.cf(kOutbox), rocksdb::Slice(reminder_id.data(), reminder_id.size())), "cannot batch");
+  auto inflight = partition_prefix(partition);
+  inflight.append(reminder_id);
+  check(batch_.Delete(store_.cf(kInflight), inflight), "cannot batch");
+}
+
+void StateStore::Batch::put_changelog_offset(int32_t partition, int64_t next_offset) {
+  std::string value;
+  put_u64(value, static_cast<uint64_t>(next_offset));
+  check(batch_.Put(store_.cf(kMeta), offset_key(partition), value), "cannot batch");
+}
+
+void StateStore::write(Batch& batch, bool sync) {
+  if (batch.empty()) return;
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  check(db_->Write(options, &batch.batch_), "cannot write");
+  batch.batch_.Clear();
+}
+
+uint64_t StateStore::size_on_disk() const {
+  uint64_t total = 0;
+  for (auto* handle : handles_) {
+    uint64_t size = 0;
+    if (db_->GetIntProperty(handle, rocksdb::DB::Properties::kTotalSstFilesSize, &size)) total += size;
+  }
+  uint64_t wal = 0;
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &wal)) total += wal;
+  return total;
+}
+
+}  // namespace relance::store

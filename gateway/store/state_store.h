@@ -1,0 +1,102 @@
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace relance::store {
+
+// One record for the changelog topic, on the partition of the timeline it belongs to.
+struct ChangelogRecord {
+  int32_t partition = 0;
+  std::string key;
+  std::optional<std::string> value;  // nullopt: a tombstone
+};
+
+// Changelog keys: a timeline's snapshot, or a reminder id's outbox state.
+std::string timeline_changelog_key(std::string_view timeline_key);
+std::string outbox_changelog_key(std::string_view reminder_id);
+
+// The instance's local state in one RocksDB database, one column family per kind:
+//   timelines  timeline key → relance.v1.TimelineSnapshot
+//   due        partition (4 bytes) · instant (8 bytes) · timeline key → ""   (the schedule)
+//   outbox     reminder id → one state byte · timeline key
+//   inflight   partition (4 bytes) · reminder id → timeline key   (reminders marked sending)
+//   meta       "changelog/<partition>" → next changelog offset reflected here; "clean"
+// It is a cache of the changelog topic, trusted only after a clean stop: a store left by a
+// crash may hold writes the changelog never acknowledged (their input offsets were not
+// committed either, so the input is read again), so its timelines and schedule are dropped
+// and restored from the changelog. The outbox is kept: its "sending" marks are written with
+// fsync before any provider is called and are what prevents a second send.
+class StateStore {
+ public:
+  explicit StateStore(const std::string& path);
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  // True when the previous process stopped cleanly and the timelines were kept.
+  bool was_clean() const { return was_clean_; }
+  // Records a clean stop (after the last state was written and acknowledged).
+  void mark_clean();
+
+  std::optional<std::string> timeline(std::string_view key) const;
+  std::optional<char> outbox_state(std::string_view reminder_id) const;
+  // Timelines of a partition with a reminder marked sending (a crash may have cut it off).
+  std::vector<std::string> sending_timelines(int32_t partition) const;
+  // The next changelog offset already reflected in this store for that partition (0: none).
+  int64_t changelog_offset(int32_t partition) const;
+
+  // The earliest scheduled instant of a partition.
+  std::optional<Instant> first_due(int32_t partition) const;
+  // Timelines of a partition scheduled at or before `now`, earliest first, at most `limit`.
+  std::vector<std::pair<Instant, std::string>> due(int32_t partition, Instant now, std::size_t limit) const;
+  std::size_t count_due(int32_t partition, Instant now, std::size_t cap) const;
+
+  // Writes gathered for one atomic write.
+  class Batch {
+   public:
+    explicit Batch(StateStore& store) : store_(store) {}
+    void put_timeline(std::string_view key, std::string_view snapshot);
+    void delete_timeline(std::string_view key);
+    void put_due(int32_t partition, Instant at, std::string_view key);
+    void delete_due(int32_t partition, Instant at, std::string_view key);
+    void put_outbox(int32_t partition, std::string_view reminder_id, char state, std::string_view timeline_key);
+    void delete_outbox(int32_t partition, std::string_view reminder_id);
+    void put_changelog_offset(int32_t partition, int64_t next_offset);
+    bool empty() const { return batch_.Count() == 0; }
+
+   private:
+    friend class StateStore;
+    StateStore& store_;
+    rocksdb::WriteBatch batch_;
+  };
+  // Applies the batch atomically; `sync` waits for it to reach the disk.
+  void write(Batch& batch, bool sync);
+
+  // Bytes on disk (SST and WAL files).
+  uint64_t size_on_disk() const;
+
+ private:
+  rocksdb::ColumnFamilyHandle* cf(int index) const { return handles_[static_cast<std::size_t>(index)]; }
+  void reset_timelines();
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  bool was_clean_ = false;
+};
+
+// Keys of the `due` column family: big-endian, so that RocksDB's byte order is time order.
+std::string due_key(int32_t partition, Instant at, std::string_view timeline_key);
+std::string partition_prefix(int32_t partition);
+
+}  // namespace relance::store

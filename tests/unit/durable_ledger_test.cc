@@ -1,0 +1,179 @@
+// The durable ledger over a real RocksDB store: what survives a clean stop, what a crash
+// drops (timelines, restored from the changelog) and keeps (the outbox), the schedule index,
+// dedup by offset and event id, and restore from changelog records.
+#include "ledger/durable_ledger.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "ledger/snapshot.h"
+
+namespace relance::ledger {
+namespace {
+
+using namespace std::chrono_literals;
+namespace v1 = relance::v1;
+
+class DurableLedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("relance-ledger-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static v1::InvoiceEvent issued(const std::string& event_id, const std::string& invoice_id) {
+    v1::InvoiceEvent e;
+    e.set_event_id(event_id);
+    auto* inv = e.mutable_invoice_issued()->mutable_invoice();
+    inv->set_invoice_id(invoice_id);
+    inv->mutable_amount_due()->set_currency("EUR");
+    inv->mutable_amount_due()->set_minor_units(12'000);
+    inv->mutable_amount_total()->set_currency("EUR");
+    inv->mutable_amount_total()->set_minor_units(12'000);
+    inv->set_due_on("2026-11-20");
+    e.mutable_invoice_issued()->mutable_customer()->set_customer_id("c1");
+    return e;
+  }
+
+  // Writes what the ledger gathered, as the gateway's commit point does.
+  static std::vector<store::ChangelogRecord> commit(store::StateStore& store, DurableLedger& ledger) {
+    store::StateStore::Batch batch(store);
+    std::vector<store::ChangelogRecord> changelog;
+    bool sync = ledger.collect(batch, changelog);
+    store.write(batch, sync);
+    return changelog;
+  }
+
+  std::filesystem::path dir_;
+  const Instant t0_ = Instant{} + std::chrono::hours(24 * 365 * 56);
+};
+
+TEST_F(DurableLedgerTest, TimelinesAndScheduleSurviveACleanStop) {
+  {
+    store::StateStore store(dir_.string());
+    EXPECT_FALSE(store.was_clean());  // a new store has nothing to trust
+    DurableLedger ledger(store);
+    EXPECT_FALSE(ledger.apply("c1", 2, 10, issued("e1", "inv-1")).duplicate);
+    ledger.schedule("c1", t0_ + 1h);
+    auto changelog = commit(store, ledger);
+    ASSERT_EQ(changelog.size(), 1u);
+    EXPECT_EQ(changelog[0].partition, 2);
+    EXPECT_EQ(changelog[0].key, "t/c1");
+    store.mark_clean();
+  }
+  store::StateStore store(dir_.string());
+  EXPECT_TRUE(store.was_clean());
+  DurableLedger ledger(store);
+  const auto* found = ledger.find("c1");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->invoices.count("inv-1"), 1u);
+  EXPECT_EQ(found->partition, 2);
+  EXPECT_EQ(found->applied_offset, 10);
+  EXPECT_EQ(ledger.next_due(2), t0_ + 1h);
+  EXPECT_FALSE(ledger.next_due(1));
+  EXPECT_TRUE(ledger.take_due(2, t0_, 10).empty());
+  EXPECT_EQ(ledger.take_due(2, t0_ + 1h, 10), std::vector<std::string>{"c1"});
+  // Taken off the schedule at once, before the store catches up at the next commit.
+  EXPECT_TRUE(ledger.take_due(2, t0_ + 1h, 10).empty());
+  commit(store, ledger);
+  EXPECT_FALSE(ledger.next_due(2));
+}
+
+TEST_F(DurableLedgerTest, ACrashDropsTimelinesButKeepsTheOutbox) {
+  {
+    store::StateStore store(dir_.string());
+    DurableLedger ledger(store);
+    ledger.apply("c1", 0, 1, issued("e1", "inv-1"));
+    EXPECT_TRUE(ledger.begin("rem-1", 0, "c1"));
+    EXPECT_FALSE(ledger.begin("rem-1", 0, "c1"));
+    EXPECT_TRUE(ledger.begin("rem-2", 0, "c1"));
+    ledger.release("rem-2", 0);  // provably not sent
+    commit(store, ledger);
+    // No mark_clean(): the process dies here.
+  }
+  store::StateStore store(dir_.string());
+  EXPECT_FALSE(store.was_clean());
+  DurableLedger ledger(store);
+  EXPECT_EQ(ledger.find("c1"), nullptr);  // restored from the changelog instead
+  EXPECT_EQ(ledger.outbox_state("rem-1"), outbox::ReminderState::kSending);
+  EXPECT_FALSE(ledger.outbox_state("rem-2"));
+  EXPECT_FALSE(ledger.begin("rem-1", 0, "c1"));
+  EXPECT_EQ(ledger.sending_timelines(0), std::vector<std::string>{"c1"});
+  ledger.finish("rem-1", 0, "c1", outbox::ReminderState::kUnknown);
+  commit(store, ledger);
+  EXPECT_TRUE(ledger.sending_timelines(0).empty());
+}
+
+TEST_F(DurableLedgerTest, RepeatsByOffsetOrEventIdAreNotAppliedTwice) {
+  store::StateStore store(dir_.string());
+  DurableLedger ledger(store);
+  EXPECT_FALSE(ledger.apply("c1", 0, 5, issued("e1", "inv-1")).duplicate);
+  EXPECT_TRUE(ledger.apply("c1", 0, 5, issued("e1", "inv-1")).duplicate);   // read again
+  EXPECT_TRUE(ledger.apply("c1", 0, 4, issued("e0", "inv-0")).duplicate);   // behind the state
+  EXPECT_TRUE(ledger.apply("c1", 0, 9, issued("e1", "inv-1")).duplicate);   // published twice
+  EXPECT_FALSE(ledger.apply("c1", 0, 10, issued("e2", "inv-2")).duplicate);
+  EXPECT_EQ(ledger.find("c1")->invoices.size(), 2u);
+  EXPECT_EQ(ledger.find("c1")->applied_offset, 10);
+}
+
+TEST_F(DurableLedgerTest, ChangelogRecordsRestoreTimelinesScheduleAndOutbox) {
+  std::vector<store::ChangelogRecord> changelog;
+  {
+    store::StateStore store(dir_.string() + "-a");
+    DurableLedger ledger(store);
+    ledger.apply("c1", 1, 1, issued("e1", "inv-1"));
+    ledger.schedule("c1", t0_ + 2h);
+    ledger.begin("rem-1", 1, "c1");
+    auto first = commit(store, ledger);
+    ledger.schedule("c1", t0_ + 3h);  // moved later: the restored schedule has only this
+    auto second = commit(store, ledger);
+    changelog = first;
+    changelog.insert(changelog.end(), second.begin(), second.end());
+  }
+  std::filesystem::remove_all(dir_.string() + "-a");
+  store::StateStore store(dir_.string());
+  DurableLedger ledger(store);
+  store::StateStore::Batch batch(store);
+  for (const auto& r : changelog) {
+    std::optional<std::string_view> value;
+    if (r.value) value = *r.value;
+    ledger.restore(r.partition, r.key, value, batch);
+  }
+  store.write(batch, true);
+  ledger.restored();
+  ASSERT_NE(ledger.find("c1"), nullptr);
+  EXPECT_EQ(ledger.find("c1")->invoices.count("inv-1"), 1u);
+  EXPECT_EQ(ledger.next_due(1), t0_ + 3h);
+  EXPECT_EQ(store.count_due(1, t0_ + 10h, 100), 1u);
+  EXPECT_EQ(ledger.outbox_state("rem-1"), outbox::ReminderState::kSending);
+  EXPECT_EQ(ledger.sending_timelines(1), std::vector<std::string>{"c1"});
+}
+
+TEST_F(DurableLedgerTest, TheCacheStaysWithinItsCapacityAndReadsBackFromTheStore) {
+  store::StateStore store(dir_.string());
+  DurableLedger ledger(store, 16);
+  for (int i = 0; i < 100; ++i) {
+    auto key = "c" + std::to_string(i);
+    ledger.apply(key, 0, i, issued("e" + std::to_string(i), "inv-" + std::to_string(i)));
+    ledger.schedule(key, t0_ + std::chrono::minutes(i));
+  }
+  commit(store, ledger);
+  ledger.trim();
+  EXPECT_LE(ledger.cached(), 16u);
+  for (int i = 0; i < 100; ++i) {
+    const auto* found = ledger.find("c" + std::to_string(i));
+    ASSERT_NE(found, nullptr);
+    EXPECT_EQ(found->next_due, t0_ + std::chrono::minutes(i));
+  }
+  auto due = ledger.take_due(0, t0_ + 9min, 100);
+  EXPECT_EQ(due.size(), 10u);
+  EXPECT_EQ(due.front(), "c0");
+}
+
+}  // namespace
+}  // namespace relance::ledger
