@@ -254,8 +254,16 @@ void Gateway::commit() {
     metrics_.commits.fetch_add(1, std::memory_order_relaxed);
   }
   std::size_t backlog = 0;
-  for (const auto& [partition, owned] : owned_) backlog += ledger_->count_due(partition, clock_->now(), 10'000);
+  std::size_t catching_up = 0;
+  for (const auto& [partition, owned] : owned_) {
+    backlog += ledger_->count_due(partition, clock_->now(), 10'000);
+    if (!owned.gate_open) ++catching_up;
+  }
   metrics_.scheduled_timelines.store(backlog, std::memory_order_relaxed);
+  metrics_.partitions_owned.store(owned_.size(), std::memory_order_relaxed);
+  metrics_.partitions_catching_up.store(catching_up, std::memory_order_relaxed);
+  metrics_.store_bytes.store(store_->size_on_disk(), std::memory_order_relaxed);
+  metrics_.timelines_cached.store(ledger_->cached(), std::memory_order_relaxed);
 }
 
 void Gateway::persist(bool send) {
@@ -330,6 +338,7 @@ void Gateway::restore_partition(int32_t partition) {
   batch.put_changelog_offset(partition, end);
   store_->write(batch, true);
   ledger_->restored();
+  metrics_.changelog_records_restored.fetch_add(records, std::memory_order_relaxed);
   changelog_acked_[partition] = end;
   spdlog::info("partition {}: restored {} changelog record(s) (offsets {} to {}) in {} ms", partition, records, from, end,
                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());

@@ -63,9 +63,21 @@ relance::ClockPtr make_clock(const relance::v1::ClockConfig& c) {
   return std::make_shared<relance::SystemClock>();
 }
 
-int run(const std::string& config_path) {
+// `relance run --clock simulated --clock-start ... --clock-speed N` overrides `clock:`.
+struct ClockFlags {
+  std::string mode;
+  std::string start;
+  std::optional<double> speed;
+};
+
+int run(const std::string& config_path, const ClockFlags& clock_flags) {
   auto env = relance::config::process_environment();
   auto loaded = load(config_path, env);
+  auto* clock = loaded.config.mutable_clock();
+  if (clock_flags.mode == "simulated") clock->set_mode(relance::v1::SIMULATED);
+  if (clock_flags.mode == "system") clock->set_mode(relance::v1::SYSTEM);
+  if (!clock_flags.start.empty()) clock->set_simulated_start(clock_flags.start);
+  if (clock_flags.speed) clock->set_speed(*clock_flags.speed);
   spdlog::set_level(spdlog::level::from_str(loaded.config.logging().level()));
   spdlog::info("relance starting with {}", config_path.empty() ? std::string("built-in defaults") : config_path);
   for (const auto& o : loaded.overrides) spdlog::info("override from environment: {}", o);
@@ -207,6 +219,16 @@ int main(int argc, char** argv) {
 
   auto* run_cmd = app.add_subcommand("run", "Run the gateway");
   run_cmd->add_option("-c,--config", config_path, "YAML configuration file (default: built-in embedded setup)");
+  ClockFlags clock_flags;
+  run_cmd->add_option("--clock", clock_flags.mode, "system, or simulated (tests, demos; set it with POST /v1/admin/clock)")
+      ->check(CLI::IsMember({"system", "simulated"}));
+  run_cmd
+      ->add_option("--clock-start", clock_flags.start, "RFC 3339 start of the simulated clock (default: now)")
+      ->check([](const std::string& text) {
+        return relance::parse_rfc3339(text) ? std::string() : std::string("not an RFC 3339 instant: ") + text;
+      });
+  run_cmd->add_option("--clock-speed", clock_flags.speed, "simulated seconds per real second (0: only moved by the admin endpoint)")
+      ->check(CLI::NonNegativeNumber);
   auto* check_cmd = app.add_subcommand("check-config", "Validate a configuration file and exit");
   check_cmd->add_option("-c,--config", config_path, "YAML configuration file")->required();
   auto* preview_cmd = app.add_subcommand(
@@ -226,7 +248,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (run_cmd->parsed()) return run(config_path);
+    if (run_cmd->parsed()) return run(config_path, clock_flags);
     if (check_cmd->parsed()) return check_config(config_path);
     if (preview_cmd->parsed()) return preview(config_path, preview_from, preview_days);
     if (render_cmd->parsed()) return render_samples(config_path, render_out);

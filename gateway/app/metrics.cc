@@ -29,12 +29,21 @@ std::string Metrics::prometheus_text() const {
           delivery_reports);
   counter("relance_callbacks_rejected_total", "Provider callbacks refused (bad signature or body).", callbacks_rejected);
   counter("relance_inbound_messages_total", "Messages received from customers.", inbound_messages);
-  out << "# HELP relance_sends_in_flight Messages handed to adapters and not yet settled.\n"
-      << "# TYPE relance_sends_in_flight gauge\nrelance_sends_in_flight "
-      << sends_in_flight.load(std::memory_order_relaxed) << '\n';
-  out << "# HELP relance_scheduled_timelines Timelines with a pending action.\n"
-      << "# TYPE relance_scheduled_timelines gauge\nrelance_scheduled_timelines "
-      << scheduled_timelines.load(std::memory_order_relaxed) << '\n';
+  counter("relance_changelog_records_restored_total", "Changelog records read back on partition assignment.",
+          changelog_records_restored);
+  auto gauge = [&](const char* name, const char* help, const std::atomic<uint64_t>& value) {
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n"
+        << name << ' ' << value.load(std::memory_order_relaxed) << '\n';
+  };
+  gauge("relance_sends_in_flight", "Messages handed to adapters and not yet settled.", sends_in_flight);
+  gauge("relance_scheduled_timelines", "Timelines whose next action is due now (counted up to 10,000).",
+        scheduled_timelines);
+  gauge("relance_partitions_owned", "Input partitions assigned to this instance.", partitions_owned);
+  gauge("relance_partitions_catching_up",
+        "Owned partitions whose reminders wait until the input is read up to its end as of the assignment.",
+        partitions_catching_up);
+  gauge("relance_store_bytes", "Size of the local state store (SST files and memtables).", store_bytes);
+  gauge("relance_timelines_cached", "Timelines held decoded in memory.", timelines_cached);
   return out.str();
 }
 

@@ -27,6 +27,11 @@ struct Metrics {
   std::atomic<uint64_t> callbacks_rejected{0};
   std::atomic<uint64_t> inbound_messages{0};
   std::atomic<uint64_t> sends_in_flight{0};
+  std::atomic<uint64_t> partitions_owned{0};
+  std::atomic<uint64_t> partitions_catching_up{0};
+  std::atomic<uint64_t> changelog_records_restored{0};
+  std::atomic<uint64_t> store_bytes{0};
+  std::atomic<uint64_t> timelines_cached{0};
 
   std::string prometheus_text() const;
 };
