@@ -75,9 +75,25 @@ void DurableLedger::schedule(const std::string& key, std::optional<Instant> at) 
   touch(*entry);
 }
 
+void DurableLedger::lower_water(int32_t partition, Instant at) {
+  auto it = low_water_.find(partition);
+  if (it != low_water_.end() && at < it->second) it->second = at;
+}
+
 std::vector<std::string> DurableLedger::take_due(int32_t partition, Instant now, std::size_t limit) {
   std::vector<std::string> keys;
-  for (auto& [at, key] : store_.due(partition, now, limit)) {
+  auto water = low_water_.find(partition);
+  auto from = water == low_water_.end() ? Instant::min() : water->second;
+  auto entries = store_.due(partition, now, limit, from);
+  // Everything before the last entry read (or before `now`, when fewer than asked came back)
+  // is taken or moved by the next collect().
+  auto reached = entries.size() < limit ? now : entries.back().first;
+  if (water == low_water_.end()) {
+    low_water_.emplace(partition, reached);
+  } else {
+    water->second = std::max(water->second, reached);
+  }
+  for (auto& [at, key] : entries) {
     auto* entry = load(key);
     // The store's schedule is behind the cache until the next collect(): an entry whose
     // timeline has moved since is not due.
@@ -93,7 +109,10 @@ std::vector<std::string> DurableLedger::take_due(int32_t partition, Instant now,
   return keys;
 }
 
-std::optional<Instant> DurableLedger::next_due(int32_t partition) const { return store_.first_due(partition); }
+std::optional<Instant> DurableLedger::next_due(int32_t partition) const {
+  auto water = low_water_.find(partition);
+  return store_.first_due(partition, water == low_water_.end() ? Instant::min() : water->second);
+}
 
 std::size_t DurableLedger::count_due(int32_t partition, Instant now, std::size_t cap) const {
   return store_.count_due(partition, now, cap);
@@ -136,7 +155,10 @@ bool DurableLedger::collect(store::StateStore::Batch& batch, std::vector<store::
     batch.put_timeline(key, bytes);
     if (entry.indexed_due != ledger.next_due) {
       if (entry.indexed_due) batch.delete_due(ledger.partition, *entry.indexed_due, key);
-      if (ledger.next_due) batch.put_due(ledger.partition, *ledger.next_due, key);
+      if (ledger.next_due) {
+        batch.put_due(ledger.partition, *ledger.next_due, key);
+        lower_water(ledger.partition, *ledger.next_due);
+      }
       entry.indexed_due = ledger.next_due;
     }
     changelog.push_back({ledger.partition, store::timeline_changelog_key(key), std::move(bytes)});
@@ -185,7 +207,10 @@ void DurableLedger::restore(int32_t partition, std::string_view key, const std::
     CustomerLedger ledger;
     if (!decode_snapshot(*value, ledger)) throw std::runtime_error("changelog: unreadable timeline " + timeline);
     batch.put_timeline(timeline, *value);
-    if (ledger.next_due) batch.put_due(partition, *ledger.next_due, timeline);
+    if (ledger.next_due) {
+      batch.put_due(partition, *ledger.next_due, timeline);
+      lower_water(partition, *ledger.next_due);
+    }
     restoring_[timeline] = ledger.next_due;
   } else if (key.starts_with("o/")) {
     auto id = key.substr(2);
@@ -198,6 +223,7 @@ void DurableLedger::restore(int32_t partition, std::string_view key, const std::
 }
 
 void DurableLedger::forget_partition(int32_t partition) {
+  low_water_.erase(partition);
   for (auto it = cache_.begin(); it != cache_.end();) {
     if (it->second.ledger.partition == partition && !it->second.dirty) {
       it = cache_.erase(it);

@@ -91,6 +91,10 @@ class DurableLedger {
   std::vector<std::tuple<int32_t, Instant, std::string>> orphans_;
   // Restored timelines' scheduled instants while their batch is not written yet.
   std::unordered_map<std::string, std::optional<Instant>> restoring_;
+  // Per partition, an instant no scheduled entry is earlier than: seeks start there, past the
+  // deletions that taking timers leaves at the front of the index.
+  std::map<int32_t, Instant> low_water_;
+  void lower_water(int32_t partition, Instant at);
   bool pending_sending_ = false;
 };
 

@@ -56,10 +56,12 @@ class StateStore {
   // The next changelog offset already reflected in this store for that partition (0: none).
   int64_t changelog_offset(int32_t partition) const;
 
-  // The earliest scheduled instant of a partition.
-  std::optional<Instant> first_due(int32_t partition) const;
-  // Timelines of a partition scheduled at or before `now`, earliest first, at most `limit`.
-  std::vector<std::pair<Instant, std::string>> due(int32_t partition, Instant now, std::size_t limit) const;
+  // The earliest scheduled instant of a partition, at or after `from`. Taken timers leave
+  // deletions at the front of the index; seeking past them (`from`) keeps the seek cheap.
+  std::optional<Instant> first_due(int32_t partition, Instant from = Instant::min()) const;
+  // Timelines of a partition scheduled in [from, now], earliest first, at most `limit`.
+  std::vector<std::pair<Instant, std::string>> due(int32_t partition, Instant now, std::size_t limit,
+                                                   Instant from = Instant::min()) const;
   std::size_t count_due(int32_t partition, Instant now, std::size_t cap) const;
 
   // Writes gathered for one atomic write.
