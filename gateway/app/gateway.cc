@@ -548,7 +548,7 @@ void Gateway::evaluate(const std::string& key) {
     auto confirm_deadline = expire_unconfirmed(key);
     ledger = ledger_->find(key);
     auto plan = rules_for(*ledger).plan(*ledger, now);
-    skip_stale(plan, now);
+    skip_stale(plan);
     std::optional<Instant> wake = plan.next_at;
     auto earliest = [&wake](Instant at) {
       if (!wake || at < *wake) wake = at;
@@ -662,13 +662,16 @@ void Gateway::publish_outcome(const ledger::CustomerLedger& ledger, const std::s
   metrics_.outcomes_published.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Gateway::skip_stale(rules::Plan& plan, Instant now) const {
+void Gateway::skip_stale(rules::Plan& plan) const {
   const auto& catch_up = config_.scheduler().catch_up();
   if (catch_up.policy() != v1::SKIP_STALE) return;
   auto max_lateness = std::chrono::seconds(TimeUtil::DurationToSeconds(catch_up.max_lateness()));
   for (auto& decision : plan.now) {
-    if (decision.suppressed || decision.due_at + max_lateness >= started_at_ || decision.due_at >= now) continue;
-    auto hours = std::chrono::duration_cast<std::chrono::hours>(started_at_ - decision.due_at).count();
+    auto planned = decision.planned_at == Instant{} ? decision.due_at : decision.planned_at;
+    if (decision.suppressed || decision.kind == rules::ActionKind::kThankYou || planned + max_lateness >= started_at_) {
+      continue;
+    }
+    auto hours = std::chrono::duration_cast<std::chrono::hours>(started_at_ - planned).count();
     decision.suppressed = true;
     decision.suppression_reason = "catch-up: due " + std::to_string(hours) +
                                   " h before the gateway started, more than scheduler.catch_up.max_lateness; skipped";

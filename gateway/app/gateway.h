@@ -75,7 +75,7 @@ class Gateway {
   void execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger);
   // scheduler.catch_up: skip_stale turns reminders that were due long before the start into
   // suppressions.
-  void skip_stale(rules::Plan& plan, Instant now) const;
+  void skip_stale(rules::Plan& plan) const;
   void settle(const std::string& reminder_id, channels::SendResult result);
   // Asked by an adapter just before a waiting message leaves: is it still due?
   bool still_wanted(const std::string& key, const std::string& reminder_id) const;

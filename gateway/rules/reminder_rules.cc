@@ -542,6 +542,7 @@ void ReminderRules::thank(const Context& ctx, const std::string& id, const ledge
   d.explanation.push_back(cat("paid in full after ", std::to_string(inv.reminders_sent), " reminder(s): thank-you on ",
                               channel_name(d.channel), ", the channel last used"));
   d.due_at = at;
+  d.planned_at = at;
   plan.now.push_back(std::move(d));
 }
 
@@ -792,6 +793,7 @@ Plan ReminderRules::plan(const ledger::CustomerLedger& ledger, Instant now) cons
       }
     }
     auto d = decide(ctx, std::move(*group), kind, choice);
+    d.planned_at = planned_for.value_or(now);
     if (planned_for && now - *planned_for >= std::chrono::minutes(1) && !d.suppressed) {
       explain_delay(ctx, *planned_for, d);
     }

@@ -52,6 +52,9 @@ struct Decision {
   std::string suppression_reason;
   std::vector<std::string> explanation;
   Instant due_at;
+  // When the stage was meant to go out (its nominal instant); earlier than due_at when quiet
+  // hours, a contact cap or the gateway's downtime held it back.
+  Instant planned_at;
 };
 
 struct Plan {

@@ -25,6 +25,7 @@
 #include "support/kafka_test_client.h"
 #include "support/sample_events.h"
 #include "support/test_topics.h"
+#include "support/topic_snapshot.h"
 
 namespace relance::testing {
 namespace {
@@ -32,7 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace v1 = relance::v1;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr const char* kAdminTokenEnv = "RELANCE_ADMIN_TOKEN";
 constexpr const char* kAdminToken = "durable-state-admin-token-0123456789";
@@ -55,8 +56,8 @@ void note(const std::string& line) {
   std::fflush(stdout);
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double seconds_since(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
 // "c00042": customer names that sort in the order they were made.
@@ -271,8 +272,8 @@ class DurableStateFixture : public ::testing::Test {
   }
 
   ::testing::AssertionResult wait_ready(Instance& in, std::chrono::milliseconds timeout = 90s) {
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
+    auto deadline = SteadyClock::now() + timeout;
+    while (SteadyClock::now() < deadline) {
       if (!in.process->running()) {
         return ::testing::AssertionFailure() << in.name << " exited while starting:\n" << log_tail(in, 40);
       }
@@ -287,8 +288,8 @@ class DurableStateFixture : public ::testing::Test {
   // Sets the instance's simulated clock, retrying while the HTTP server is not up yet.
   ::testing::AssertionResult set_clock(Instance& in, const std::string& now) {
     HttpAnswer answer;
-    auto deadline = Clock::now() + 20s;
-    while (Clock::now() < deadline) {
+    auto deadline = SteadyClock::now() + 20s;
+    while (SteadyClock::now() < deadline) {
       answer = in.admin().set_clock(now);
       if (answer.status == 200) return ::testing::AssertionSuccess();
       if (answer.status != 0 && answer.status != 503) break;
@@ -343,11 +344,10 @@ class DurableStateFixture : public ::testing::Test {
     v1::DeliveryEvent event;
   };
 
-  // The delivery topic from its start, in the order of each partition.
-  std::vector<Delivery> deliveries(std::size_t at_least, std::chrono::milliseconds timeout,
-                                   std::chrono::milliseconds settle = 0ms) {
+  // The delivery topic from its start to its end as of now, in the order of each partition.
+  std::vector<Delivery> deliveries() {
     std::vector<Delivery> out;
-    for (auto& r : read_topic(bootstrap_, topics_.delivery, at_least, timeout, settle)) {
+    for (auto& r : read_topic_to_end(bootstrap_, topics_.delivery, 60s)) {
       Delivery d;
       d.key = r.key;
       EXPECT_TRUE(d.event.ParseFromString(r.value)) << "undecodable delivery event at offset " << r.offset;
@@ -359,16 +359,16 @@ class DurableStateFixture : public ::testing::Test {
   // Waits until every reminder id in `ids` has a delivery event with one of `statuses`.
   bool wait_for_deliveries(const std::set<std::string>& ids, std::set<v1::DeliveryStatus> statuses,
                            std::chrono::milliseconds timeout, std::vector<Delivery>* last = nullptr) {
-    auto deadline = Clock::now() + timeout;
+    auto deadline = SteadyClock::now() + timeout;
     for (;;) {
-      auto events = deliveries(ids.size(), 5s);
+      auto events = deliveries();
       std::set<std::string> covered;
       for (const auto& d : events) {
         if (statuses.count(d.event.status()) && ids.count(d.event.reminder_id())) covered.insert(d.event.reminder_id());
       }
       if (last != nullptr) *last = std::move(events);
       if (covered.size() == ids.size()) return true;
-      if (Clock::now() >= deadline) {
+      if (SteadyClock::now() >= deadline) {
         note("delivery events cover " + std::to_string(covered.size()) + " of " + std::to_string(ids.size()) +
              " reminder ids");
         return false;
@@ -379,13 +379,13 @@ class DurableStateFixture : public ::testing::Test {
 
   // Waits until every reminder id in `ids` was mailed at least once.
   bool wait_for_mails(const std::set<std::string>& ids, std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
+    auto deadline = SteadyClock::now() + timeout;
     for (;;) {
       tally_->refresh();
       std::size_t mailed = 0;
       for (const auto& id : ids) mailed += tally_->count(id) > 0 ? 1 : 0;
       if (mailed == ids.size()) return true;
-      if (Clock::now() >= deadline) {
+      if (SteadyClock::now() >= deadline) {
         note("mailed " + std::to_string(mailed) + " of " + std::to_string(ids.size()) + " reminder ids");
         return false;
       }
@@ -439,7 +439,7 @@ TEST_F(CrashTest, TwentyKillsNeitherLoseNorDoubleAReminder) {
   auto chance = [&](double p) { return std::bernoulli_distribution(p)(rng); };
 
   create_topics(2);
-  auto started = Clock::now();
+  auto started = SteadyClock::now();
 
   // The stream: one invoice per customer, then payments (a half payment that, applied twice,
   // would settle the invoice and lose its reminder), disputes and promises.
@@ -602,8 +602,8 @@ TEST_F(CrashTest, TwentyKillsNeitherLoseNorDoubleAReminder) {
       // Kill once a random number of further mails has arrived, or after a random while.
       tally_->refresh();
       auto target = tally_->total() + static_cast<std::size_t>(uniform(20, 250));
-      auto until = Clock::now() + std::chrono::milliseconds(uniform(1000, 5000));
-      while (Clock::now() < until) {
+      auto until = SteadyClock::now() + std::chrono::milliseconds(uniform(1000, 5000));
+      while (SteadyClock::now() < until) {
         tally_->refresh();
         if (tally_->total() >= target) break;
         std::this_thread::sleep_for(50ms);
@@ -622,11 +622,12 @@ TEST_F(CrashTest, TwentyKillsNeitherLoseNorDoubleAReminder) {
   ASSERT_TRUE(ready_at(gw, kT1));
   std::vector<Delivery> events;
   bool all_reported = wait_for_deliveries(expected, {v1::SENT, v1::OUTCOME_UNKNOWN}, 180s, &events);
+  // Extras (a reminder doubled, or one for a customer who owes nothing) would come late: give
+  // them a moment before stopping.
+  std::this_thread::sleep_for(3s);
   EXPECT_EQ(stop(gw), 0) << "SIGTERM must drain, commit and exit 0";
   EXPECT_TRUE(all_reported) << "some due reminders have no delivery event";
-  // Extras (a reminder doubled, or one for a customer who owes nothing) would come late: look
-  // a little longer.
-  events = deliveries(events.size(), 30s, 2s);
+  events = deliveries();  // everything, now that nothing runs
   tally_->refresh();
 
   // What the SMTP server received.
@@ -689,6 +690,14 @@ TEST_F(CrashTest, TwentyKillsNeitherLoseNorDoubleAReminder) {
     }
   }
   EXPECT_EQ(lost, 0u) << "due reminders lost";
+  // Only a send on the wire at the instant of a kill may end up reported instead of mailed. The
+  // SMTP adapter keeps at most 4 transfers on the wire (channels/email/smtp_channel.h), so each
+  // kill cuts off at most 4 sends; a reminder merely queued behind them was provably never sent
+  // and must go out after the restart rather than be written off as interrupted.
+  constexpr std::size_t kSendsOnTheWire = 4;
+  EXPECT_LE(unknown_not_mailed, kSendsOnTheWire * static_cast<std::size_t>(kills_sending))
+      << unknown_not_mailed << " reminders were reported interrupted and never mailed after " << kills_sending
+      << " kills while sending: more than could have been on the wire";
   // Every mail of a due reminder has its delivery event, one way or the other.
   for (const auto& [id, n] : tally_->by_reminder()) {
     if (expected.count(id)) {
@@ -720,8 +729,8 @@ TEST_F(ScaleOutTest, ThirdJoinsOneLeavesExactlyOnceAndInOrder) {
   const std::string kT0 = "2027-03-01T10:00:00Z";
   const std::string kT1 = "2027-03-13T12:00:00Z";
   const std::string kT2 = "2027-03-20T12:00:00Z";
-  constexpr std::size_t kCustomers = 800;
-  auto started = Clock::now();
+  constexpr std::size_t kCustomers = 2000;
+  auto started = SteadyClock::now();
 
   create_topics(4);
   std::vector<InvoiceSpec> specs;
@@ -754,32 +763,42 @@ TEST_F(ScaleOutTest, ThirdJoinsOneLeavesExactlyOnceAndInOrder) {
   ASSERT_TRUE(set_clock(a, kT1));
   ASSERT_TRUE(set_clock(b, kT1));
   auto mails_at_least = [&](std::size_t n, std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
+    auto deadline = SteadyClock::now() + timeout;
     for (;;) {
       tally_->refresh();
-      if (tally_->total() >= n || Clock::now() >= deadline) return tally_->total() >= n;
+      if (tally_->total() >= n || SteadyClock::now() >= deadline) return tally_->total() >= n;
       std::this_thread::sleep_for(50ms);
     }
   };
-  ASSERT_TRUE(mails_at_least(kCustomers / 10, 120s)) << "the first reminders do not go out";
+  ASSERT_TRUE(mails_at_least(kCustomers / 50, 120s)) << "the first reminders do not go out";
   tally_->refresh();
   auto mails_when_c_joined = tally_->total();
   start(c);
   // c starts at T0 like the others did: until its clock is set it sends nothing, which delays
   // the partitions it took over but changes nothing else.
   ASSERT_TRUE(ready_at(c, kT1));
+  // Ready is not the same as owning partitions: wait for the rebalance to give it some, to
+  // know (and print) how far the first stage had gone by then.
+  bool c_owns = false;
+  for (auto until = SteadyClock::now() + 60s; !c_owns && SteadyClock::now() < until; std::this_thread::sleep_for(100ms)) {
+    c_owns = c.admin().metric("relance_partitions_owned").value_or(0) > 0;
+  }
+  EXPECT_TRUE(c_owns) << "c was given no partition";
   tally_->refresh();
-  note("c joined after " + std::to_string(mails_when_c_joined) + " mails; ready after " +
-       std::to_string(tally_->total()) + " of " + std::to_string(kCustomers));
+  auto mails_when_c_owned = tally_->total();
+  note("c joined after " + std::to_string(mails_when_c_joined) + " first reminders and owned partitions after " +
+       std::to_string(mails_when_c_owned) + " of " + std::to_string(kCustomers));
   // Every first reminder recorded as sent before the clock moves on, so that none is overtaken.
-  ASSERT_TRUE(wait_for_deliveries(first_ids, {v1::SENT}, 180s)) << "first reminders missing";
+  // (Not an assertion: a failure here is better understood with the second stage's figures.)
+  EXPECT_TRUE(wait_for_deliveries(first_ids, {v1::SENT}, 120s)) << "first reminders missing";
 
   // Second stage on all three; a leaves (SIGTERM) while they go out.
+  tally_->refresh();
   auto mails_before_second = tally_->total();
   ASSERT_TRUE(set_clock(a, kT2));
   ASSERT_TRUE(set_clock(b, kT2));
   ASSERT_TRUE(set_clock(c, kT2));
-  ASSERT_TRUE(mails_at_least(mails_before_second + kCustomers / 8, 120s)) << "the second reminders do not go out";
+  ASSERT_TRUE(mails_at_least(mails_before_second + kCustomers / 20, 120s)) << "the second reminders do not go out";
   tally_->refresh();
   auto mails_when_a_left = tally_->total() - mails_before_second;
   EXPECT_EQ(stop(a), 0) << "SIGTERM must drain, commit and exit 0";
@@ -788,12 +807,12 @@ TEST_F(ScaleOutTest, ThirdJoinsOneLeavesExactlyOnceAndInOrder) {
        std::to_string(tally_->total() - mails_before_second) + " of " + std::to_string(kCustomers));
 
   std::vector<Delivery> events;
-  EXPECT_TRUE(wait_for_deliveries(second_ids, {v1::SENT}, 180s, &events)) << "second reminders missing";
+  EXPECT_TRUE(wait_for_deliveries(second_ids, {v1::SENT}, 120s, &events)) << "second reminders missing";
   // Extras would come late: look a little longer before stopping.
   std::this_thread::sleep_for(2s);
   EXPECT_EQ(stop(b), 0);
   EXPECT_EQ(stop(c), 0);
-  events = deliveries(events.size(), 30s, 2s);
+  events = deliveries();  // everything, now that nothing runs
   tally_->refresh();
 
   // Mails: each reminder of each stage exactly once, and nothing else.
@@ -839,10 +858,11 @@ TEST_F(ScaleOutTest, ThirdJoinsOneLeavesExactlyOnceAndInOrder) {
   }
   EXPECT_EQ(out_of_order + odd_events, 0u);
 
-  std::printf("[ summary  ] scale-out: %zu customers, 4 partitions, c joined after %zu mails, a left after %zu "
-              "second reminders, %zu mails, %zu missing, %zu doubled, %zu out of order, %.1f s\n",
-              kCustomers, mails_when_c_joined, mails_when_a_left, tally_->total(), missing, doubled, out_of_order,
-              seconds_since(started));
+  std::printf("[ summary  ] scale-out: %zu customers, 4 partitions, c joined after %zu first reminders (owned "
+              "partitions after %zu), a left after %zu second reminders, %zu mails, %zu missing, %zu doubled, "
+              "%zu out of order, %.1f s\n",
+              kCustomers, mails_when_c_joined, mails_when_c_owned, mails_when_a_left, tally_->total(), missing,
+              doubled, out_of_order, seconds_since(started));
   std::fflush(stdout);
 }
 
@@ -882,9 +902,9 @@ class DowntimeTest : public DurableStateFixture {
 
   // Waits until this process has read `count` input records (its own counter, from its start).
   ::testing::AssertionResult consumed(Instance& in, double count) {
-    auto deadline = Clock::now() + 60s;
+    auto deadline = SteadyClock::now() + 60s;
     std::optional<double> seen;
-    while (Clock::now() < deadline) {
+    while (SteadyClock::now() < deadline) {
       seen = in.admin().metric("relance_records_consumed_total");
       if (seen && *seen >= count) return ::testing::AssertionSuccess();
       std::this_thread::sleep_for(100ms);
@@ -901,7 +921,7 @@ std::set<std::string> joined(std::initializer_list<std::set<std::string>> sets) 
 }
 
 TEST_F(DowntimeTest, ThreeSimulatedDaysDownCatchUpWithinPolicy) {
-  auto started = Clock::now();
+  auto started = SteadyClock::now();
   create_topics(2);
   // The courtesy notice (02-02) falls in the gap; the first reminder (02-08) after it.
   Group courtesy_in_gap{"courtesy", "2027-02-05"};
@@ -953,7 +973,7 @@ TEST_F(DowntimeTest, ThreeSimulatedDaysDownCatchUpWithinPolicy) {
   EXPECT_TRUE(wait_for_deliveries(all, {v1::SENT}, 30s, &events));
   std::this_thread::sleep_for(3s);  // room for a stale or doubled reminder to show up
   EXPECT_EQ(stop(gw), 0);
-  events = deliveries(events.size(), 30s, 2s);
+  events = deliveries();  // everything, now that nothing runs
   tally_->refresh();
 
   for (const auto& id : all) EXPECT_EQ(tally_->count(id), 1) << "reminder " << id;
@@ -978,7 +998,7 @@ TEST_F(DowntimeTest, ThreeSimulatedDaysDownCatchUpWithinPolicy) {
 }
 
 TEST_F(DowntimeTest, SkipStaleSuppressesWhatIsLateByMoreThanMaxLateness) {
-  auto started = Clock::now();
+  auto started = SteadyClock::now();
   create_topics(2);
   // At the restart (02-04 10:00Z): the first reminder due 02-02 08:00Z is 50 h late (stale),
   // the one due 02-03 08:00Z 26 h late (fresh); the courtesy notice due 02-02 is stale too.
@@ -1022,7 +1042,7 @@ TEST_F(DowntimeTest, SkipStaleSuppressesWhatIsLateByMoreThanMaxLateness) {
   EXPECT_TRUE(wait_for_deliveries(mailed, {v1::SENT}, 30s, &events));
   std::this_thread::sleep_for(3s);
   EXPECT_EQ(stop(gw), 0);
-  events = deliveries(events.size(), 30s, 2s);
+  events = deliveries();  // everything, now that nothing runs
   tally_->refresh();
 
   for (const auto& id : mailed) EXPECT_EQ(tally_->count(id), 1) << "reminder " << id;
