@@ -200,8 +200,11 @@ void Gateway::run() {
   evaluate_pending();
   persist(false);
   // Still waiting for a rate limit after the drain: never left, so their marks are released
-  // and they are planned again after a restart.
-  for (const auto& [id, f] : in_flight_) ledger_->release(id, f.partition);
+  // and their timelines are looked at first thing after a restart.
+  for (const auto& [id, f] : in_flight_) {
+    ledger_->release(id, f.partition);
+    ledger_->schedule(f.key, clock_->now());
+  }
   in_flight_.clear();
   persist(false);
   commit_deferred_since_ = {};
@@ -254,14 +257,8 @@ void Gateway::commit() {
     metrics_.commits.fetch_add(1, std::memory_order_relaxed);
   }
   std::size_t backlog = 0;
-  std::size_t catching_up = 0;
-  for (const auto& [partition, owned] : owned_) {
-    backlog += ledger_->count_due(partition, clock_->now(), 10'000);
-    if (!owned.gate_open) ++catching_up;
-  }
+  for (const auto& [partition, owned] : owned_) backlog += ledger_->count_due(partition, clock_->now(), 10'000);
   metrics_.scheduled_timelines.store(backlog, std::memory_order_relaxed);
-  metrics_.partitions_owned.store(owned_.size(), std::memory_order_relaxed);
-  metrics_.partitions_catching_up.store(catching_up, std::memory_order_relaxed);
   metrics_.store_bytes.store(store_->size_on_disk(), std::memory_order_relaxed);
   metrics_.timelines_cached.store(ledger_->cached(), std::memory_order_relaxed);
 }
@@ -363,6 +360,7 @@ void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
                    committed);
     }
   }
+  update_partition_gauges();
 }
 
 void Gateway::open_gate(int32_t partition) {
@@ -375,6 +373,7 @@ void Gateway::open_gate(int32_t partition) {
   }
   for (auto& key : it->second.interrupted) to_evaluate_.insert(std::move(key));
   it->second.interrupted.clear();
+  update_partition_gauges();
   spdlog::info("partition {}: caught up; reminders may fire", partition);
 }
 
@@ -387,6 +386,7 @@ bool Gateway::on_revoking(const std::vector<int32_t>& partitions) {
     auto found = in_flight_.find(it->second.message.reminder_id);
     if (found != in_flight_.end() && of_leaving(found->second)) {
       ledger_->release(found->first, found->second.partition);
+      ledger_->schedule(found->second.key, clock_->now());
       in_flight_.erase(found);
       it = ready_to_send_.erase(it);
     } else {
@@ -406,11 +406,13 @@ bool Gateway::on_revoking(const std::vector<int32_t>& partitions) {
     if (of_leaving(it->second)) {
       spdlog::warn("reminder {} still on its way as its partition {} leaves; its outcome is left to the next owner",
                    it->first, it->second.partition);
+      ledger_->schedule(it->second.key, clock_->now());
       it = in_flight_.erase(it);
     } else {
       ++it;
     }
   }
+  evaluate_pending();
   persist();
   if (!producer_->flush(kFlushTimeout)) return false;
   checkpoint();
@@ -423,6 +425,13 @@ void Gateway::on_revoked(const std::vector<int32_t>& partitions) {
     revoking_.erase(partition);
     ledger_->forget_partition(partition);
   }
+  update_partition_gauges();
+}
+
+void Gateway::update_partition_gauges() {
+  auto catching_up = std::count_if(owned_.begin(), owned_.end(), [](const auto& e) { return !e.second.gate_open; });
+  metrics_.partitions_owned.store(owned_.size(), std::memory_order_relaxed);
+  metrics_.partitions_catching_up.store(static_cast<uint64_t>(catching_up), std::memory_order_relaxed);
 }
 
 void Gateway::handle(const kafka::Record& record) {
@@ -539,9 +548,9 @@ void Gateway::evaluate(const std::string& key) {
     if (ledger == nullptr) return;
     auto now = clock_->now();
     auto owned = owned_.find(ledger->partition);
-    if (owned == owned_.end() || revoking_.count(ledger->partition)) return;
-    if (!owned->second.gate_open) {
-      // Looked at again once the partition has caught up.
+    if (owned == owned_.end()) return;
+    if (!owned->second.gate_open || revoking_.count(ledger->partition)) {
+      // Looked at again once the partition has caught up, or at once by its next owner.
       ledger_->schedule(key, now);
       return;
     }

@@ -111,6 +111,7 @@ class Gateway {
   void restore_partition(int32_t partition);
   void open_gate(int32_t partition);
   bool owns(int32_t partition) const;
+  void update_partition_gauges();
   // The state commit point: writes every change to the store and the changelog, then hands
   // over the messages waiting for their "sending" mark to be durable. `send` false drops
   // them instead (shutting down), releasing their marks.
