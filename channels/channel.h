@@ -60,6 +60,10 @@ class ChannelAdapter {
   // True when the provider can be asked whether a message exists, so a send cut off by a
   // crash is reconciled instead of reported unknown or sent blindly.
   virtual bool can_look_up() const { return false; }
+  // True when the adapter asks Outgoing::still_wanted right before each message leaves. The
+  // gateway then records the reminder as sending at that instant, not when it is queued, so a
+  // crash leaves only what was really on its way in doubt.
+  virtual bool consults_before_sending() const { return false; }
 };
 using ChannelAdapterPtr = std::shared_ptr<ChannelAdapter>;
 

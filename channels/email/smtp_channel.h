@@ -36,6 +36,7 @@ class SmtpChannel final : public ChannelAdapter {
   SmtpChannel& operator=(const SmtpChannel&) = delete;
 
   std::string_view provider() const override { return "smtp"; }
+  bool consults_before_sending() const override { return true; }
   void send(Outgoing outgoing) override;
 
   // Messages on the wire, and waiting for a slot.

@@ -106,6 +106,7 @@ class TwilioChannel final : public ChannelAdapter {
   void send(Outgoing outgoing) override { account_->send(channel_, std::move(outgoing)); }
   bool confirms_delivery() const override { return account_->status_callbacks(); }
   bool can_look_up() const override { return true; }
+  bool consults_before_sending() const override { return true; }
 
  private:
   std::shared_ptr<TwilioAccount> account_;

@@ -692,15 +692,22 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
   const auto key = ledger.key;
   const auto partition = ledger.partition;
   bool interrupted = false;
-  if (!ledger_->begin(decision.reminder_id, partition, key)) {
+  // Where the provider cannot be asked afterwards, a message is recorded as sending only as it
+  // leaves (still_wanted), so one that was still queued at a crash is not left in doubt.
+  auto found = channels_.find(decision.channel);
+  bool mark_when_leaving = !decision.suppressed && found != channels_.end() &&
+                           found->second->consults_before_sending() && !found->second->can_look_up();
+  bool known = mark_when_leaving ? ledger_->outbox_state(decision.reminder_id).has_value()
+                                 : !ledger_->begin(decision.reminder_id, partition, key);
+  if (known) {
     // Handled before a restart (the event was read again because its offset was not committed
     // yet, or the partition was restored from the changelog): never sent again blindly, but
     // reported again, since the delivery event may not have left before the crash (its id is
     // the same, so consumers drop a repeat).
     auto state = ledger_->outbox_state(decision.reminder_id);
-    bool known = ledger.reminders.count(decision.reminder_id) > 0;
+    bool recorded = ledger.reminders.count(decision.reminder_id) > 0;
     RecordOptions options;
-    if (state && !known && decision.channel != v1::CHANNEL_UNSPECIFIED) {
+    if (state && !recorded && decision.channel != v1::CHANNEL_UNSPECIFIED) {
       auto& adapter = channels_.at(decision.channel);
       auto provider = std::string(adapter->provider());
       channels::SendResult recovered;
@@ -762,7 +769,7 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
   }
   auto& adapter = channels_.at(decision.channel);
   in_flight_[decision.reminder_id] =
-      InFlight{key, partition, decision, rendered->template_variant, adapter->confirms_delivery()};
+      InFlight{key, partition, decision, rendered->template_variant, adapter->confirms_delivery(), mark_when_leaving};
   metrics_.sends_in_flight.store(in_flight_.size(), std::memory_order_relaxed);
   channels::Outgoing outgoing;
   outgoing.message = std::move(rendered.value());
@@ -777,17 +784,22 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
                                : "on its way when the process stopped: sent again, so it may arrive twice "
                                  "(store.interrupted_sends: resend)");
   }
+  if (mark_when_leaving) {
+    ledger_->queue(decision.reminder_id, partition, key);
+    adapter->send(std::move(outgoing));
+    return;
+  }
   // Leaves at the next state commit point, once its "sending" mark is durable.
   ready_to_send_.emplace_back(adapter.get(), std::move(outgoing));
 }
 
-bool Gateway::still_wanted(const std::string& key, const std::string& reminder_id) const {
+bool Gateway::still_wanted(const std::string& key, const std::string& reminder_id) {
   const auto* ledger = ledger_->find(key);
   if (ledger == nullptr || !owns(ledger->partition)) return false;
   auto plan = rules_for(*ledger).plan(*ledger, clock_->now());
   if (std::any_of(plan.now.begin(), plan.now.end(),
                   [&](const rules::Decision& d) { return d.reminder_id == reminder_id && !d.suppressed; })) {
-    return true;
+    return mark_leaving(reminder_id);
   }
   // A message that goes with another (the email alongside a call) is no longer in the plan once
   // its sibling has gone out and the stage counts as reached; it is still wanted unless
@@ -799,11 +811,34 @@ bool Gateway::still_wanted(const std::string& key, const std::string& reminder_i
     return entry.first != reminder_id && entry.second.stage_key == decision.stage_key;
   });
   if (!sibling_sent || ledger->opted_out.count(decision.channel)) return false;
-  return std::all_of(decision.invoice_ids.begin(), decision.invoice_ids.end(), [&](const std::string& id) {
+  bool wanted = std::all_of(decision.invoice_ids.begin(), decision.invoice_ids.end(), [&](const std::string& id) {
     auto inv = ledger->invoices.find(id);
     return inv != ledger->invoices.end() && inv->second.open() && !inv->second.disputed &&
            inv->second.promised_on.empty();
   });
+  return wanted && mark_leaving(reminder_id);
+}
+
+bool Gateway::mark_leaving(const std::string& reminder_id) {
+  auto it = in_flight_.find(reminder_id);
+  if (it == in_flight_.end() || !it->second.mark_when_leaving) return true;
+  const auto& f = it->second;
+  // On disk with fsync, and acknowledged by the broker, before the message leaves: this
+  // instance after a restart, or the partition's next owner, never sends it blindly again.
+  store::StateStore::Batch batch(*store_);
+  auto code = outbox::code_of(outbox::ReminderState::kSending);
+  batch.put_outbox(f.partition, reminder_id, code, f.key);
+  store_->write(batch, true);
+  // The queued mark still waiting for the next commit point must not overwrite this one.
+  ledger_->finish(reminder_id, f.partition, f.key, outbox::ReminderState::kSending);
+  producer_->produce_to(config_.kafka().changelog_topic(), f.partition, store::outbox_changelog_key(reminder_id),
+                        code + f.key);
+  if (!producer_->flush(kFlushTimeout)) {
+    spdlog::error("reminder {} held back: its sending mark was not acknowledged by the broker", reminder_id);
+    return false;
+  }
+  it->second.mark_when_leaving = false;
+  return true;
 }
 
 void Gateway::settle(const std::string& reminder_id, channels::SendResult result) {

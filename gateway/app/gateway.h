@@ -69,6 +69,8 @@ class Gateway {
     rules::Decision decision;
     std::string template_variant;
     bool confirms_delivery = false;
+    // Marked sending as it leaves rather than when queued (adapters without a look-up).
+    bool mark_when_leaving = false;
   };
   // Carries out one decision: suppressions and render failures at once, sends through the
   // channel's adapter, whose answer comes to settle() (possibly before execute returns).
@@ -78,7 +80,9 @@ class Gateway {
   void skip_stale(rules::Plan& plan) const;
   void settle(const std::string& reminder_id, channels::SendResult result);
   // Asked by an adapter just before a waiting message leaves: is it still due?
-  bool still_wanted(const std::string& key, const std::string& reminder_id) const;
+  bool still_wanted(const std::string& key, const std::string& reminder_id);
+  // Records the reminder as sending, on disk and on the broker, as it leaves.
+  bool mark_leaving(const std::string& reminder_id);
   struct RecordOptions {
     bool contacted = false;
     bool advance = true;

@@ -126,6 +126,10 @@ bool DurableLedger::begin(const std::string& reminder_id, int32_t partition, con
   return true;
 }
 
+void DurableLedger::queue(const std::string& reminder_id, int32_t partition, const std::string& timeline_key) {
+  pending_outbox_[reminder_id] = PendingMark{partition, outbox::kQueuedCode, timeline_key};
+}
+
 void DurableLedger::finish(const std::string& reminder_id, int32_t partition, const std::string& timeline_key,
                            outbox::ReminderState state) {
   pending_outbox_[reminder_id] = PendingMark{partition, outbox::code_of(state), timeline_key};

@@ -43,11 +43,14 @@ class DurableLedger {
 
   // The outbox. begin() records the reminder as sending and is false when the id is known.
   bool begin(const std::string& reminder_id, int32_t partition, const std::string& timeline_key);
+  // Handed to an adapter that marks it sending itself as it leaves (see mark_when_leaving):
+  // nothing is recorded in the outbox, but its timeline is looked at again after a crash.
+  void queue(const std::string& reminder_id, int32_t partition, const std::string& timeline_key);
   void finish(const std::string& reminder_id, int32_t partition, const std::string& timeline_key,
               outbox::ReminderState state);
   // Forgets a reminder whose send provably did not happen, so it may be tried again.
   void release(const std::string& reminder_id, int32_t partition);
-  // Timelines of a partition with a reminder still marked sending (cut off by a crash).
+  // Timelines of a partition with a reminder queued or marked sending, not settled.
   std::vector<std::string> sending_timelines(int32_t partition) const { return store_.sending_timelines(partition); }
   std::optional<outbox::ReminderState> outbox_state(const std::string& reminder_id) const;
 

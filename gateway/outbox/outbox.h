@@ -8,6 +8,10 @@ namespace relance::outbox {
 // reminder id is sent at most once; the states are kept in the state store and its changelog.
 enum class ReminderState { kSending, kAccepted, kFailed, kUnknown, kSuppressed };
 
+// Handed to an adapter that records "sending" only as the message leaves: not a state of the
+// outbox (nothing has left), but the timeline is looked at again after a crash.
+inline constexpr char kQueuedCode = 'q';
+
 // One byte per state in the store and the changelog.
 constexpr char code_of(ReminderState state) {
   switch (state) {

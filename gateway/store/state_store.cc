@@ -15,6 +15,7 @@ enum Family { kDefault = 0, kTimelines = 1, kDue = 2, kOutbox = 3, kMeta = 4, kI
 const char* const kFamilyNames[] = {"default", "timelines", "due", "outbox", "meta", "inflight"};
 constexpr int kFamilies = 6;
 constexpr char kSendingCode = 's';
+constexpr char kQueuedCode = 'q';  // outbox::kQueuedCode
 constexpr std::string_view kCleanKey = "clean";
 
 void check(const rocksdb::Status& status, const std::string& what) {
@@ -230,7 +231,7 @@ void StateStore::Batch::put_outbox(int32_t partition, std::string_view reminder_
   check(batch_.Put(store_.cf(kOutbox), id, value), "cannot batch");
   auto inflight = partition_prefix(partition);
   inflight.append(reminder_id);
-  if (state == kSendingCode) {
+  if (state == kSendingCode || state == kQueuedCode) {
     check(batch_.Put(store_.cf(kInflight), inflight, rocksdb::Slice(timeline_key.data(), timeline_key.size())),
           "cannot batch");
   } else {

@@ -30,7 +30,7 @@ std::string outbox_changelog_key(std::string_view reminder_id);
 //   timelines  timeline key → relance.v1.TimelineSnapshot
 //   due        partition (4 bytes) · instant (8 bytes) · timeline key → ""   (the schedule)
 //   outbox     reminder id → one state byte · timeline key
-//   inflight   partition (4 bytes) · reminder id → timeline key   (reminders marked sending)
+//   inflight   partition (4 bytes) · reminder id → timeline key   (queued or marked sending)
 //   meta       "changelog/<partition>" → next changelog offset reflected here; "clean"
 // It is a cache of the changelog topic, trusted only after a clean stop: a store left by a
 // crash may hold writes the changelog never acknowledged (their input offsets were not
@@ -51,7 +51,8 @@ class StateStore {
 
   std::optional<std::string> timeline(std::string_view key) const;
   std::optional<char> outbox_state(std::string_view reminder_id) const;
-  // Timelines of a partition with a reminder marked sending (a crash may have cut it off).
+  // Timelines of a partition with a reminder queued or marked sending and not settled: after a
+  // crash, they are looked at again (a crash may have cut a send off).
   std::vector<std::string> sending_timelines(int32_t partition) const;
   // The next changelog offset already reflected in this store for that partition (0: none).
   int64_t changelog_offset(int32_t partition) const;
