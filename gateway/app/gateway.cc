@@ -131,7 +131,7 @@ void Gateway::start() {
   facts_producer_ = std::make_unique<kafka::Producer>(props);
 
   store_ = std::make_unique<store::StateStore>(config_.store().path());
-  if (!store_->was_clean()) {
+  if (!store_->was_clean() && !store_->fresh()) {
     spdlog::warn("the store at {} was not closed cleanly: its timelines are restored from {}", config_.store().path(),
                  kc.changelog_topic());
   }

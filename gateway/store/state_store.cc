@@ -90,6 +90,7 @@ std::string due_key(int32_t partition, Instant at, std::string_view timeline_key
 
 StateStore::StateStore(const std::string& path) {
   std::filesystem::create_directories(path);
+  fresh_ = !std::filesystem::exists(std::filesystem::path(path) / "CURRENT");
   rocksdb::DBOptions options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;

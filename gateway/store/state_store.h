@@ -46,6 +46,8 @@ class StateStore {
 
   // True when the previous process stopped cleanly and the timelines were kept.
   bool was_clean() const { return was_clean_; }
+  // True when there was no store at the path before (nothing to trust, nothing lost).
+  bool fresh() const { return fresh_; }
   // Records a clean stop (after the last state was written and acknowledged).
   void mark_clean();
 
@@ -96,6 +98,7 @@ class StateStore {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   bool was_clean_ = false;
+  bool fresh_ = false;
 };
 
 // Keys of the `due` column family: big-endian, so that RocksDB's byte order is time order.
