@@ -56,10 +56,10 @@ SenderRateLimiter::time_point SenderRateLimiter::next_allowed(int segments, time
 void SenderRateLimiter::consume(int segments, time_point now) {
   if (unlimited()) return;
   segments = clamp_segments(segments);
-  // A dispatch that went out a little late (the event loop was busy) keeps its slot on the
-  // schedule, up to half an interval, so small delays do not add up to lost throughput; the
-  // sliding window still caps every second.
-  auto start = next_slot_ ? std::max(*next_slot_, now - interval_ / 2) : now;
+  // A dispatch that went out late (the event loop was busy, the machine loaded) keeps its slot
+  // on the schedule, up to a whole interval, so delays do not add up to lost throughput: the
+  // next one may follow sooner. The sliding window still caps every second.
+  auto start = next_slot_ ? std::max(*next_slot_, now - interval_) : now;
   next_slot_ = start + segments * interval_;
   while (!recent_.empty() && recent_.front().at <= now - window_) recent_.pop_front();
   recent_.push_back({now, segments});

@@ -113,7 +113,7 @@ class TwilioFlowTest : public ::testing::Test {
   void TearDown() override {
     gateway_.reset();
     // Every request the gateway made to the provider also satisfies Twilio's published contract.
-    if (provider_) {
+    if (provider_ && relayed_to_prism_) {
       for (const auto& r : provider_->requests()) {
         if (r.path.find("/Messages.json") == std::string::npos) continue;
         EXPECT_EQ(r.prism_status, r.method == "POST" ? 201 : 200)
@@ -236,6 +236,7 @@ class TwilioFlowTest : public ::testing::Test {
   fs::path maildir_, work_;
   int http_port_ = 0;
   std::unique_ptr<FakeTwilio> provider_;
+  bool relayed_to_prism_ = true;
   std::unique_ptr<GatewayProcess> gateway_;
 };
 
@@ -620,6 +621,11 @@ std::size_t sender_index(const std::string& key, std::size_t senders) {
 }
 
 TEST_F(TwilioFlowTest, SendersNeverExceedTheirRateAndUseMostOfIt) {
+  // The pacing is what is measured here: the provider answers at once instead of first relaying
+  // each request to Prism, whose answers slow down on a loaded machine and would cap the rate
+  // through max_in_flight. The other tests check every request against the contract.
+  provider_ = std::make_unique<FakeTwilio>(kAccountSid, kAuthToken, "");
+  relayed_to_prism_ = false;
   const std::vector<std::pair<std::string, double>> senders{
       {"+15005550101", 1}, {"+15005550102", 3}, {"+15005550103", 10}};
   std::string twilio = "    max_in_flight: 8\n    senders:\n";
