@@ -264,26 +264,6 @@ int64_t Consumer::committed(const std::string& topic, int32_t partition, std::ch
   return list->elems[0].offset;
 }
 
-std::vector<std::pair<int32_t, int64_t>> Consumer::lag(const std::string& topic) {
-  std::vector<std::pair<int32_t, int64_t>> out;
-  rd_kafka_topic_partition_list_t* raw = nullptr;
-  if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
-  PartitionListPtr assignment(raw);
-  if (rd_kafka_position(rk_.get(), assignment.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
-  for (int i = 0; i < assignment->cnt; ++i) {
-    const auto& p = assignment->elems[i];
-    if (topic != p.topic || p.offset < 0) continue;
-    int64_t low = 0;
-    int64_t high = 0;
-    if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic, p.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
-      continue;
-    }
-    out.emplace_back(p.partition, std::max<int64_t>(0, high - p.offset));
-  }
-  return out;
-}
-
 int64_t read_partition(const Properties& properties, const std::string& topic, int32_t partition, int64_t from,
                        const std::function<void(const Record&)>& each) {
   auto props = properties;

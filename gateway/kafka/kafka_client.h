@@ -125,8 +125,6 @@ class Consumer {
   std::optional<int64_t> end_offset(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout);
   // The group's committed offset for the partition (-1 when none).
   int64_t committed(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout);
-  // Consumer lag per assigned partition from the last fetch (log end − position), when known.
-  std::vector<std::pair<int32_t, int64_t>> lag(const std::string& topic);
 
  private:
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
