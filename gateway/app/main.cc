@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("relance"));
   CLI::App app{"Relance: payment reminders from Kafka invoice events"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("relance ") + RELANCE_VERSION);
   std::string config_path;
 
   auto* run_cmd = app.add_subcommand("run", "Run the gateway");
@@ -246,7 +247,13 @@ int main(int argc, char** argv) {
   render_cmd->add_option("-o,--out", render_out, "folder to write the rendered messages into")->required();
   app.add_subcommand("version", "Print the version");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; any other command-line mistake is a usage error (sysexits'
+    // EX_USAGE), told apart from a bad configuration (2) and a failure while running (1).
+    return app.exit(e) == 0 ? 0 : 64;
+  }
   try {
     if (run_cmd->parsed()) return run(config_path, clock_flags);
     if (check_cmd->parsed()) return check_config(config_path);

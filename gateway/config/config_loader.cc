@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -28,7 +29,12 @@ ConfigException::ConfigException(std::vector<ConfigError> errors)
     : std::runtime_error([&] {
         std::ostringstream out;
         out << "invalid configuration:";
-        for (const auto& e : errors) out << "\n  " << e.path << ": " << e.message;
+        for (const auto& e : errors) {
+          out << "\n  ";
+          if (!e.file.empty()) out << e.file << ":" << (e.line > 0 ? std::to_string(e.line) + ": " : " ");
+          if (e.file.empty() && e.line > 0) out << "line " << e.line << ": ";
+          out << e.path << ": " << e.message;
+        }
         return out.str();
       }()),
       errors_(std::move(errors)) {}
@@ -89,9 +95,16 @@ std::optional<pb::Duration> parse_duration(const std::string& text) {
   return std::nullopt;
 }
 
+// Field path → the 1-based line where the file writes it.
+using SourceLines = std::map<std::string, int>;
+
+void note_line(SourceLines* lines, const std::string& path, const YAML::Node& node) {
+  if (lines != nullptr && node.Mark().line >= 0) lines->emplace(path, node.Mark().line + 1);
+}
+
 class YamlToProto {
  public:
-  explicit YamlToProto(std::vector<ConfigError>& errors) : errors_(errors) {}
+  explicit YamlToProto(std::vector<ConfigError>& errors, SourceLines* lines = nullptr) : errors_(errors), lines_(lines) {}
 
   void merge_message(const YAML::Node& node, pb::Message& msg, const std::string& path) {
     if (node.IsNull()) return;
@@ -103,6 +116,7 @@ class YamlToProto {
     for (const auto& kv : node) {
       auto key = kv.first.as<std::string>();
       auto field_path = join(path, key);
+      note_line(lines_, field_path, kv.first);
       const auto* field = desc->FindFieldByName(key);
       if (field == nullptr) {
         fail(field_path, "unknown field");
@@ -145,6 +159,7 @@ class YamlToProto {
     for (const auto& kv : node) {
       auto* entry = refl->AddMessage(&msg, field);
       auto key = kv.first.as<std::string>();
+      note_line(lines_, join(path, key), kv.first);
       entry->GetReflection()->SetString(entry, key_field, key);
       set_single(kv.second, *entry, value_field, join(path, key));
     }
@@ -171,6 +186,7 @@ class YamlToProto {
     }
     for (std::size_t i = 0; i < node.size(); ++i) {
       auto item_path = path + "[" + std::to_string(i) + "]";
+      note_line(lines_, item_path, node[i]);
       if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
         merge_message(node[i], *refl->AddMessage(&msg, field), item_path);
       } else {
@@ -309,6 +325,7 @@ class YamlToProto {
   }
 
   std::vector<ConfigError>& errors_;
+  SourceLines* lines_;
 };
 
 // Turns RELANCE_KAFKA__BROKERS=x into yaml["kafka"]["brokers"] = "x", checking each step
@@ -667,18 +684,33 @@ LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
   LoadedConfig loaded;
   loaded.config = default_config();
   apply_env_overrides(env, root, loaded.overrides, errors);
-  YamlToProto(errors).merge_message(root, loaded.config, "");
+  SourceLines lines;
+  YamlToProto(errors, &lines).merge_message(root, loaded.config, "");
   // A tenant's policy is the default policy with the tenant's fields written over it.
   if (auto tenants = root["tenant_policies"]; tenants && tenants.IsMap()) {
     for (const auto& kv : tenants) {
       auto tenant = kv.first.as<std::string>();
       relance::v1::PolicyConfig merged = loaded.config.policy();
-      YamlToProto(errors).merge_message(kv.second, merged, "tenant_policies." + tenant);
+      YamlToProto(errors, &lines).merge_message(kv.second, merged, "tenant_policies." + tenant);
       (*loaded.config.mutable_tenant_policies())[tenant] = std::move(merged);
     }
   }
   if (errors.empty()) errors = validate(loaded.config, env);
-  if (!errors.empty()) throw ConfigException(std::move(errors));
+  if (!errors.empty()) {
+    // The line of the field, or of the nearest enclosing field the file writes ("policy.stages[0]"
+    // for a tone left out of that stage).
+    for (auto& e : errors) {
+      for (auto p = e.path; !p.empty();) {
+        if (auto found = lines.find(p); found != lines.end()) {
+          e.line = found->second;
+          break;
+        }
+        auto cut = p.find_last_of(".[");
+        p = cut == std::string::npos ? std::string() : p.substr(0, cut);
+      }
+    }
+    throw ConfigException(std::move(errors));
+  }
   return loaded;
 }
 
@@ -687,7 +719,13 @@ LoadedConfig load_config_file(const std::string& path, const Environment& env) {
   if (!in) throw ConfigException({{"(file)", "cannot read " + path}});
   std::stringstream text;
   text << in.rdbuf();
-  return load_config(text.str(), env);
+  try {
+    return load_config(text.str(), env);
+  } catch (const ConfigException& e) {
+    auto errors = e.errors();
+    for (auto& error : errors) error.file = path;
+    throw ConfigException(std::move(errors));
+  }
 }
 
 }  // namespace relance::config

@@ -9,10 +9,15 @@
 
 namespace relance::config {
 
-// One problem found in the configuration, named by its field path ("kafka.group_id").
+// One problem found in the configuration, named by its field path ("kafka.group_id") and, when
+// the field (or the nearest enclosing one) was written in the file, by its place there.
 struct ConfigError {
+  ConfigError(std::string path_in, std::string message_in, std::string file_in = {}, int line_in = 0)
+      : path(std::move(path_in)), message(std::move(message_in)), file(std::move(file_in)), line(line_in) {}
   std::string path;
   std::string message;
+  std::string file;  // empty for text not read from a file
+  int line = 0;      // 1-based; 0 when not from the file (defaults, environment overrides)
 };
 
 using Environment = std::vector<std::pair<std::string, std::string>>;

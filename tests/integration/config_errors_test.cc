@@ -42,6 +42,39 @@ TEST_F(ConfigErrors, RunRefusesToStartAndNamesEveryField) {
   EXPECT_NE(out.find("clock.mode: must be one of: system, simulated"), std::string::npos) << out;
 }
 
+TEST_F(ConfigErrors, ErrorsNameTheFileAndLineOfTheField) {
+  std::ofstream(work_ / "lines.yaml") << "kafka:\n  group_id: relance\n  brokerz: x\npolicy:\n  stages:\n"
+                                         "    - name: a\n      offset_days: 3\n      channels: {minor: [email]}\n";
+  auto file = (work_ / "lines.yaml").string();
+  auto [status, out] = run({"check-config", "--config", file});
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find(file + ":3: kafka.brokerz: unknown field"), std::string::npos) << out;
+
+  std::ofstream(work_ / "lines.yaml") << "policy:\n  stages:\n    - name: a\n      offset_days: 3\n"
+                                         "      channels: {minor: [email]}\n";
+  auto [status2, out2] = run({"check-config", "--config", file});
+  EXPECT_EQ(status2, 2) << out2;
+  // A field left out is placed at the nearest field the file writes: the stage itself.
+  EXPECT_NE(out2.find(file + ":3: policy.stages[0].tone: must be set"), std::string::npos) << out2;
+}
+
+TEST_F(ConfigErrors, CommandLineConventions) {
+  auto [status, out] = run({"--version"});
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("relance "), std::string::npos) << out;
+  for (std::string sub : {"run", "check-config", "preview", "render", "version"}) {
+    auto [help_status, help] = run({sub, "--help"});
+    EXPECT_EQ(help_status, 0) << sub << ": " << help;
+    EXPECT_NE(help.find("--help"), std::string::npos) << sub << ": " << help;
+  }
+  auto [none_status, none] = run({});
+  EXPECT_EQ(none_status, 64) << none;
+  auto [unknown_status, unknown] = run({"check-config", "--no-such-flag"});
+  EXPECT_EQ(unknown_status, 64) << unknown;
+  auto [missing_status, missing] = run({"check-config", "--config", (work_ / "absent.yaml").string()});
+  EXPECT_EQ(missing_status, 2) << missing;
+}
+
 TEST_F(ConfigErrors, CheckConfigReportsSemanticErrorsAndEnvironmentTypos) {
   std::ofstream(work_ / "bad.yaml") << "channels:\n  email:\n    smtp_url: smtp://mail:25\n    from: nobody\n";
   auto [status, out] = run({"check-config", "--config", (work_ / "bad.yaml").string()},
