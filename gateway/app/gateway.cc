@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <set>
 
+#include "app/timeline_view.h"
 #include "common/dates.h"
 #include "decode/event_decoder.h"
 #include "relance/v1/call_task.pb.h"
@@ -185,9 +186,11 @@ void Gateway::run() {
       handle(*record);
     }
     transfers_->run_once(on_the_wire ? std::min(wait, std::chrono::milliseconds(5)) : std::chrono::milliseconds(0));
+    open_caught_up_gates();
     evaluate_pending();
     fire_due();
     persist();
+    answer_queries();
     producer_->poll();
     if (dirty_ && std::chrono::steady_clock::now() - last_commit >= commit_every) {
       commit();
@@ -219,6 +222,40 @@ void Gateway::run() {
     spdlog::error("state changes not acknowledged by the broker; the store will be restored from the changelog");
   }
   spdlog::info("stopped");
+}
+
+Gateway::TimelineAnswer Gateway::timeline(const std::string& key, std::chrono::milliseconds wait) {
+  auto query = std::make_shared<TimelineQuery>();
+  query->key = key;
+  auto answer = query->answer.get_future();
+  {
+    std::lock_guard lock(queries_mutex_);
+    queries_.push_back(std::move(query));
+  }
+  if (answer.wait_for(wait) != std::future_status::ready) return {};
+  return answer.get();
+}
+
+void Gateway::answer_queries() {
+  std::vector<std::shared_ptr<TimelineQuery>> queries;
+  {
+    std::lock_guard lock(queries_mutex_);
+    queries.swap(queries_);
+  }
+  for (auto& query : queries) {
+    TimelineAnswer answer;
+    const auto* ledger = ledger_->find(query->key);
+    if (ledger == nullptr) {
+      answer.lookup = Lookup::kUnknown;
+    } else if (!owns(ledger->partition)) {
+      // The store may hold a stale copy of a timeline another instance owns now.
+      answer.lookup = Lookup::kNotOwned;
+    } else {
+      answer.lookup = Lookup::kFound;
+      answer.timeline = timeline_view(*ledger, rules_for(*ledger), clock_->now());
+    }
+    query->answer.set_value(std::move(answer));
+  }
 }
 
 bool Gateway::submit_fact(const std::string& key, const v1::InvoiceEvent& event) {
@@ -361,6 +398,25 @@ void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
     }
   }
   update_partition_gauges();
+  joined_.store(true);
+}
+
+std::string Gateway::not_ready_reason() const {
+  if (!ready_.load()) return "not started, or stopping";
+  if (!joined_.load()) return "waiting for the consumer group to assign partitions";
+  if (auto n = metrics_.partitions_catching_up.load(std::memory_order_relaxed); n > 0) {
+    return std::to_string(n) + " partition(s) restoring their state or catching up with the input";
+  }
+  return {};
+}
+
+void Gateway::open_caught_up_gates() {
+  // A partition whose last offsets are transaction markers (a transactional producer's commit or
+  // abort) has no record at catch_up_end - 1 to open its gate: the consumer's position tells.
+  for (auto& [partition, owned] : owned_) {
+    if (owned.gate_open) continue;
+    if (consumer_->position(config_.kafka().input_topic(), partition) >= owned.catch_up_end) open_gate(partition);
+  }
 }
 
 void Gateway::open_gate(int32_t partition) {

@@ -1,6 +1,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <future>
+#include <vector>
 #include <map>
 #include <mutex>
 #include <memory>
@@ -17,6 +20,7 @@
 #include "ledger/durable_ledger.h"
 #include "relance/v1/config.pb.h"
 #include "relance/v1/delivery.pb.h"
+#include "relance/v1/timeline.pb.h"
 #include "render/renderer.h"
 #include "rules/reminder_rules.h"
 #include "store/state_store.h"
@@ -54,7 +58,19 @@ class Gateway {
   const config::Environment& environment() const { return env_; }
   const ClockPtr& clock() const { return clock_; }
 
+  // A timeline as support sees it, made on the gateway's thread between two turns of its loop
+  // (at most a fraction of a second). Safe to call from any thread.
+  enum class Lookup { kFound, kUnknown, kNotOwned, kUnavailable };
+  struct TimelineAnswer {
+    Lookup lookup = Lookup::kUnavailable;
+    relance::v1::CustomerTimeline timeline;
+  };
+  TimelineAnswer timeline(const std::string& key, std::chrono::milliseconds wait);
+
   bool ready() const { return ready_.load(); }
+  // Empty when ready to serve: started, partitions assigned, their state restored and the input
+  // read up to where it stood at the assignment. Otherwise what it waits for.
+  std::string not_ready_reason() const;
   const Metrics& metrics() const { return metrics_; }
   const std::string& bootstrap_servers() const { return bootstrap_; }
 
@@ -107,6 +123,7 @@ class Gateway {
                        relance::v1::ReminderOutcome::Resolution resolution, Instant at);
   void fire_due();
   void commit();
+  void answer_queries();
 
   // Partitions: state restored on assignment, sends settled and state written on revocation.
   void on_assigned(const std::vector<int32_t>& partitions);
@@ -114,6 +131,7 @@ class Gateway {
   void on_revoked(const std::vector<int32_t>& partitions);
   void restore_partition(int32_t partition);
   void open_gate(int32_t partition);
+  void open_caught_up_gates();
   bool owns(int32_t partition) const;
   void update_partition_gauges();
   // The state commit point: writes every change to the store and the changelog, then hands
@@ -173,9 +191,16 @@ class Gateway {
   std::map<std::string, std::string> phone_index_;  // E.164 → timeline key
   std::map<std::string, std::string> task_index_;   // call task id → timeline key
   std::chrono::steady_clock::time_point commit_deferred_since_{};
+  struct TimelineQuery {
+    std::string key;
+    std::promise<TimelineAnswer> answer;
+  };
+  std::mutex queries_mutex_;
+  std::vector<std::shared_ptr<TimelineQuery>> queries_;
   Metrics metrics_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
+  std::atomic<bool> joined_{false};  // the group assigned this member its partitions once
   bool dirty_ = false;  // offsets stored since the last commit
 };
 

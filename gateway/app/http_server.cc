@@ -69,8 +69,9 @@ HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
     : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
   server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   server_->Get("/readyz", [&gateway](const httplib::Request&, httplib::Response& res) {
-    res.status = gateway.ready() ? 200 : 503;
-    res.set_content(gateway.ready() ? "ready\n" : "not ready\n", "text/plain");
+    auto reason = gateway.not_ready_reason();
+    res.status = reason.empty() ? 200 : 503;
+    res.set_content(reason.empty() ? "ready\n" : "not ready: " + reason + "\n", "text/plain");
   });
   server_->Get("/metrics", [&gateway](const httplib::Request&, httplib::Response& res) {
     res.set_content(gateway.metrics().prometheus_text(), "text/plain; version=0.0.4");
@@ -122,6 +123,7 @@ HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
   add_provider_routes(*server_, gateway, config_);
   add_call_task_routes(*server_, gateway, config_);
   add_admin_routes(*server_, gateway, config_);
+  add_timeline_routes(*server_, gateway, config_);
   const auto& listen = config_.http().listen();
   auto colon = listen.rfind(':');
   auto host = listen.substr(0, colon);

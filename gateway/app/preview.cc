@@ -154,10 +154,10 @@ v1::PlannedAction::Kind kind_of(rules::ActionKind kind) {
   return v1::PlannedAction::KIND_UNSPECIFIED;
 }
 
-void add_action(v1::TimelinePreview& timeline, const rules::SimulatedAction& action, const std::string& time_zone,
-                WallClock& wall) {
+void add_action(google::protobuf::RepeatedPtrField<v1::PlannedAction>& actions, const rules::SimulatedAction& action,
+                const std::string& time_zone, WallClock& wall) {
   const auto& d = action.decision;
-  auto* out = timeline.add_actions();
+  auto* out = actions.Add();
   out->set_at(format_rfc3339(action.at));
   out->set_local_time(wall.format(action.at, time_zone));
   out->set_time_zone(time_zone);
@@ -249,7 +249,7 @@ Result<v1::PreviewResult> preview(const v1::Config& config, std::string_view jso
       // Read now: a later event may move the customer to another zone.
       const auto& tz =
           ledger.customer.time_zone().empty() ? rules.policy().default_time_zone() : ledger.customer.time_zone();
-      for (const auto& action : actions) add_action(timeline, action, tz, wall);
+      for (const auto& action : actions) add_action(*timeline.mutable_actions(), action, tz, wall);
       cursor = to;
     };
     for (const auto* e : timeline_events) {
@@ -263,6 +263,12 @@ Result<v1::PreviewResult> preview(const v1::Config& config, std::string_view jso
     *result.add_timelines() = std::move(timeline);
   }
   return result;
+}
+
+void append_planned_actions(google::protobuf::RepeatedPtrField<v1::PlannedAction>& out,
+                            const std::vector<rules::SimulatedAction>& actions, const std::string& time_zone) {
+  WallClock wall;
+  for (const auto& action : actions) add_action(out, action, time_zone, wall);
 }
 
 std::string preview_json(const v1::PreviewResult& result) {

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "relance/v1/config.pb.h"
 #include "relance/v1/preview.pb.h"
+#include "rules/timeline_simulator.h"
 
 namespace relance::app {
 
@@ -28,6 +29,10 @@ inline constexpr int kMaxPreviewDays = 3660;
 Result<relance::v1::PreviewResult> preview(const relance::v1::Config& config, std::string_view json_lines,
                                            std::optional<Instant> from, int days = kDefaultPreviewDays,
                                            int* error_line = nullptr);
+
+// Appends simulated actions as the preview prints them, with local times read in `time_zone`.
+void append_planned_actions(google::protobuf::RepeatedPtrField<relance::v1::PlannedAction>& out,
+                            const std::vector<rules::SimulatedAction>& actions, const std::string& time_zone);
 
 // The result as pretty-printed JSON with every field present and proto field names, so the
 // same input always prints the same document. Ends with a newline.

@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "app/gateway.h"
+#include "app/timeline_view.h"
 #include "channels/twilio/form.h"
 #include "channels/twilio/signature.h"
 #include "common/dates.h"
@@ -287,6 +288,33 @@ void add_admin_routes(httplib::Server& server, Gateway& gateway, const v1::Confi
     if (!at) return json_error(res, 400, "invalid_now", "now: an RFC 3339 instant is required");
     simulated->set(*at);
     answer(res, simulated->now());
+  });
+}
+
+void add_timeline_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+  auto token = admin_token(gateway, config);
+  // The embedded default (no brokers, no token configured) is a local sandbox: its console and
+  // timelines are open to whoever reaches its loopback port.
+  bool open = token.empty() && config.kafka().brokers().empty();
+  server.Get(R"(/v1/customers/([A-Za-z0-9_.:@\-]{1,200})/timeline)", [&gateway, token, open](const httplib::Request& req,
+                                                                                        httplib::Response& res) {
+    if (!open && !authorized(req, res, token, "read timelines")) return;
+    auto key = req.matches[1].str();
+    auto answer = gateway.timeline(key, std::chrono::seconds(5));
+    switch (answer.lookup) {
+      case Gateway::Lookup::kFound:
+        res.set_content(timeline_json(answer.timeline), "application/json");
+        return;
+      case Gateway::Lookup::kUnknown:
+        return json_error(res, 404, "unknown_timeline", "no timeline has this key");
+      case Gateway::Lookup::kNotOwned:
+        return json_error(res, 404, "not_owned_here",
+                          "another instance owns this timeline's partition now; ask that instance");
+      case Gateway::Lookup::kUnavailable:
+        break;
+    }
+    res.set_header("Retry-After", "1");
+    json_error(res, 503, "unavailable", "the gateway is not processing; try again in a moment");
   });
 }
 

@@ -218,7 +218,8 @@ void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_to
       spdlog::info("kafka: assigned while closing; not restored");
       return;
     }
-    if (self->hooks_.assigned && !partitions.empty()) self->hooks_.assigned(partitions);
+    // Called for an empty assignment too: the member has joined the group (readiness).
+    if (self->hooks_.assigned) self->hooks_.assigned(partitions);
     return;
   }
   spdlog::info("kafka: {} partition(s) revoked", parts->cnt);
@@ -253,6 +254,14 @@ std::optional<int64_t> Consumer::end_offset(const std::string& topic, int32_t pa
     return std::nullopt;
   }
   return high;
+}
+
+int64_t Consumer::position(const std::string& topic, int32_t partition) const {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
+  if (rd_kafka_position(rk_.get(), list.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+  auto offset = list->elems[0].offset;
+  return offset < 0 ? -1 : offset;
 }
 
 int64_t Consumer::committed(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout) {

@@ -123,6 +123,9 @@ class Consumer {
 
   // The partition's log end offset on the broker (the next offset to be written).
   std::optional<int64_t> end_offset(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout);
+  // The next offset this consumer will read from the partition, as it knows it locally (past
+  // transaction markers, which no record shows); -1 when it has not fetched yet.
+  int64_t position(const std::string& topic, int32_t partition) const;
   // The group's committed offset for the partition (-1 when none).
   int64_t committed(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout);
 
