@@ -28,6 +28,10 @@ struct SendResult {
   // With kPermanent: the recipient asked the provider to stop (Twilio 21610); the channel is
   // recorded as opted out for this customer, not as broken.
   bool recipient_opted_out = false;
+  // Measured by adapters that can (zero otherwise): whether a sender's rate limit held the
+  // message, and how long the provider took to answer its last request.
+  bool waited_for_rate_limit = false;
+  std::chrono::microseconds provider_latency{0};
 };
 
 using SendCallback = std::function<void(SendResult)>;

@@ -258,6 +258,9 @@ void SmtpChannel::Core::finish(CURL* easy, CURLcode code) {
   curl_off_t uploaded = 0;
   curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
   auto result = SmtpChannel::classify(code, reply, t.error, uploaded > 0);
+  curl_off_t total_us = 0;
+  curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us);
+  result.provider_latency = std::chrono::microseconds(total_us);
   if (result.kind == SendResult::Kind::kAccepted) {
     result.provider_message_id = t.message_id;
   } else {

@@ -179,6 +179,10 @@ struct TwilioAccount::Job {
   std::string from;
   std::string body;  // the Body sent, empty for a template
   std::optional<std::chrono::system_clock::time_point> first_try;
+  // For the gateway's metrics: whether a sender's rate limit held the message, and the
+  // provider's answer time for the last request.
+  bool rate_limited = false;
+  std::chrono::microseconds latency{0};
 };
 
 struct TwilioAccount::Request {
@@ -289,6 +293,7 @@ void TwilioAccount::pump() {
     auto& next = s->queue.front();
     auto at = s->limiter.next_allowed(next->segments, now);
     if (at > now) {
+      next->rate_limited = true;
       arm(*s, at);
       continue;
     }
@@ -403,6 +408,9 @@ void TwilioAccount::on_created(std::shared_ptr<Job> job, Request& request, CURLc
   curl_easy_getinfo(request.easy, CURLINFO_RESPONSE_CODE, &status);
   curl_off_t connect_us = 0;
   curl_easy_getinfo(request.easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+  curl_off_t total_us = 0;
+  curl_easy_getinfo(request.easy, CURLINFO_TOTAL_TIME_T, &total_us);
+  job->latency = std::chrono::microseconds(total_us);
   std::string detail = request.error[0] != 0 ? request.error : curl_easy_strerror(code);
   auto answer = read_create_answer(status, request.response, request.retry_after, success_);
   release(request);
@@ -548,6 +556,8 @@ void TwilioAccount::requeue(std::shared_ptr<Job> job, milliseconds delay) {
 }
 
 void TwilioAccount::finish(std::shared_ptr<Job> job, SendResult result) {
+  result.waited_for_rate_limit = job->rate_limited;
+  result.provider_latency = job->latency;
   auto done = std::move(job->out.done);
   done(std::move(result));
   pump();

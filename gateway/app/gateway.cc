@@ -168,6 +168,7 @@ void Gateway::start() {
 void Gateway::run() {
   auto commit_every = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(config_.kafka().commit_interval()));
   auto last_commit = std::chrono::steady_clock::now();
+  auto last_lag_update = last_commit;
   while (!stop_.load()) {
     ledger_->trim();
     auto wait = std::chrono::milliseconds(200);
@@ -192,6 +193,10 @@ void Gateway::run() {
     persist();
     answer_queries();
     producer_->poll();
+    if (std::chrono::steady_clock::now() - last_lag_update >= std::chrono::seconds(1)) {
+      update_lag_gauges();
+      last_lag_update = std::chrono::steady_clock::now();
+    }
     if (dirty_ && std::chrono::steady_clock::now() - last_commit >= commit_every) {
       commit();
       last_commit = std::chrono::steady_clock::now();
@@ -484,6 +489,15 @@ void Gateway::on_revoked(const std::vector<int32_t>& partitions) {
   update_partition_gauges();
 }
 
+void Gateway::update_lag_gauges() {
+  metrics_.consumer_lag.clear();
+  for (const auto& [partition, owned] : owned_) {
+    if (auto lag = consumer_->lag(config_.kafka().input_topic(), partition)) {
+      metrics_.consumer_lag.set({std::to_string(partition)}, static_cast<double>(*lag));
+    }
+  }
+}
+
 void Gateway::update_partition_gauges() {
   auto catching_up = std::count_if(owned_.begin(), owned_.end(), [](const auto& e) { return !e.second.gate_open; });
   metrics_.partitions_owned.store(owned_.size(), std::memory_order_relaxed);
@@ -529,6 +543,14 @@ void Gateway::handle(const kafka::Record& record) {
   index_contacts(key, event.value());
   if (event.value().has_delivery_status_reported() && applied.effects.status_changed) {
     metrics_.delivery_reports.fetch_add(1, std::memory_order_relaxed);
+    const auto& report = event.value().delivery_status_reported();
+    std::string channel = "CHANNEL_UNSPECIFIED";
+    if (const auto* reported = ledger_->find(key)) {
+      if (auto it = reported->reminders.find(report.reminder_id()); it != reported->reminders.end()) {
+        channel = v1::Channel_Name(it->second.channel);
+      }
+    }
+    metrics_.delivery_statuses.add({channel, v1::DeliveryStatus_Name(report.status())});
     publish_report(*ledger_->find(key), event.value().delivery_status_reported(), applied.effects.fell_back);
   }
   if (!applied.resolved_after_reminders.empty()) {
@@ -558,6 +580,7 @@ void Gateway::handle(const kafka::Record& record) {
 
 void Gateway::dead_letter(const kafka::Record& record, const Error& error) {
   metrics_.events_dead_lettered.fetch_add(1, std::memory_order_relaxed);
+  metrics_.events_rejected.add({error.code});
   spdlog::warn("dead-lettering {}[{}]@{}: {}: {}", record.topic(), record.partition(), record.offset(), error.code,
                error.message);
   auto headers = record.headers();
@@ -744,7 +767,42 @@ void Gateway::skip_stale(rules::Plan& plan) const {
   }
 }
 
+namespace {
+
+const char* result_name(channels::SendResult::Kind kind) {
+  using Kind = channels::SendResult::Kind;
+  switch (kind) {
+    case Kind::kAccepted:
+      return "accepted";
+    case Kind::kRetriable:
+      return "retriable";
+    case Kind::kPermanent:
+      return "permanent";
+    case Kind::kUnknown:
+      return "unknown";
+    case Kind::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+const char* kind_name(rules::ActionKind kind) {
+  switch (kind) {
+    case rules::ActionKind::kReminder:
+      return "reminder";
+    case rules::ActionKind::kThankYou:
+      return "thank_you";
+    case rules::ActionKind::kEscalation:
+      return "escalation";
+  }
+  return "reminder";
+}
+
+}  // namespace
+
 void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {
+  metrics_.decisions.add({kind_name(decision.kind), decision.stage,
+                          decision.suppressed ? "NONE" : v1::Channel_Name(decision.channel), v1::Tone_Name(decision.tone)});
   const auto key = ledger.key;
   const auto partition = ledger.partition;
   bool interrupted = false;
@@ -754,7 +812,7 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
   bool mark_when_leaving = !decision.suppressed && found != channels_.end() &&
                            found->second->consults_before_sending() && !found->second->can_look_up();
   bool known = mark_when_leaving ? ledger_->outbox_state(decision.reminder_id).has_value()
-                                 : !ledger_->begin(decision.reminder_id, partition, key);
+                                 : !begin_outbox(decision.reminder_id, partition, key);
   if (known) {
     // Handled before a restart (the event was read again because its offset was not committed
     // yet, or the partition was restored from the changelog): never sent again blindly, but
@@ -785,7 +843,7 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
           recovered.message = "the process stopped while this message was being sent; it may or may not have gone "
                               "out, and is not sent again (store.interrupted_sends: report)";
           publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &recovered);
-          ledger_->finish(decision.reminder_id, partition, key, outbox::ReminderState::kUnknown);
+          finish_outbox(decision.reminder_id, partition, key, outbox::ReminderState::kUnknown);
           options.contacted = true;
           break;
         case outbox::ReminderState::kFailed:
@@ -799,7 +857,7 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
     }
   }
   if (decision.suppressed) {
-    ledger_->finish(decision.reminder_id, partition, key, outbox::ReminderState::kSuppressed);
+    finish_outbox(decision.reminder_id, partition, key, outbox::ReminderState::kSuppressed);
     metrics_.reminders_suppressed.fetch_add(1, std::memory_order_relaxed);
     publish(decision, ledger, v1::SUPPRESSED, "", nullptr);
     record(decision, key, {});
@@ -807,7 +865,7 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
   }
   auto rendered = renderer_->render(decision, ledger, rules_for(ledger).policy());
   if (!rendered) {
-    ledger_->finish(decision.reminder_id, partition, key, outbox::ReminderState::kFailed);
+    finish_outbox(decision.reminder_id, partition, key, outbox::ReminderState::kFailed);
     metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
     channels::SendResult failure;
     failure.kind = channels::SendResult::Kind::kPermanent;
@@ -824,8 +882,13 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
     task_index_[decision.reminder_id] = key;
   }
   auto& adapter = channels_.at(decision.channel);
-  in_flight_[decision.reminder_id] =
-      InFlight{key, partition, decision, rendered->template_variant, adapter->confirms_delivery(), mark_when_leaving};
+  in_flight_[decision.reminder_id] = InFlight{key,
+                                              partition,
+                                              decision,
+                                              rendered->template_variant,
+                                              adapter->confirms_delivery(),
+                                              mark_when_leaving,
+                                              std::chrono::steady_clock::now()};
   metrics_.sends_in_flight.store(in_flight_.size(), std::memory_order_relaxed);
   channels::Outgoing outgoing;
   outgoing.message = std::move(rendered.value());
@@ -855,7 +918,7 @@ bool Gateway::still_wanted(const std::string& key, const std::string& reminder_i
   auto plan = rules_for(*ledger).plan(*ledger, clock_->now());
   if (std::any_of(plan.now.begin(), plan.now.end(),
                   [&](const rules::Decision& d) { return d.reminder_id == reminder_id && !d.suppressed; })) {
-    return mark_leaving(reminder_id);
+    return leaving(reminder_id);
   }
   // A message that goes with another (the email alongside a call) is no longer in the plan once
   // its sibling has gone out and the stage counts as reached; it is still wanted unless
@@ -872,7 +935,18 @@ bool Gateway::still_wanted(const std::string& key, const std::string& reminder_i
     return inv != ledger->invoices.end() && inv->second.open() && !inv->second.disputed &&
            inv->second.promised_on.empty();
   });
-  return wanted && mark_leaving(reminder_id);
+  return wanted && leaving(reminder_id);
+}
+
+bool Gateway::leaving(const std::string& reminder_id) {
+  if (!mark_leaving(reminder_id)) return false;
+  if (auto it = in_flight_.find(reminder_id); it != in_flight_.end()) {
+    const auto channel = it->second.decision.channel;
+    metrics_.send_wait.observe({v1::Channel_Name(channel), std::string(channels_.at(channel)->provider())},
+                               std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                                     it->second.handed_at));
+  }
+  return true;
 }
 
 bool Gateway::mark_leaving(const std::string& reminder_id) {
@@ -886,7 +960,7 @@ bool Gateway::mark_leaving(const std::string& reminder_id) {
   batch.put_outbox(f.partition, reminder_id, code, f.key);
   store_->write(batch, true);
   // The queued mark still waiting for the next commit point must not overwrite this one.
-  ledger_->finish(reminder_id, f.partition, f.key, outbox::ReminderState::kSending);
+  finish_outbox(reminder_id, f.partition, f.key, outbox::ReminderState::kSending);
   producer_->produce_to(config_.kafka().changelog_topic(), f.partition, store::outbox_changelog_key(reminder_id),
                         code + f.key);
   if (!producer_->flush(kFlushTimeout)) {
@@ -896,6 +970,20 @@ bool Gateway::mark_leaving(const std::string& reminder_id) {
   it->second.mark_when_leaving = false;
   return true;
 }
+
+bool Gateway::begin_outbox(const std::string& reminder_id, int32_t partition, const std::string& key) {
+  if (!ledger_->begin(reminder_id, partition, key)) return false;
+  metrics_.outbox_records.add({"sending"});
+  return true;
+}
+
+void Gateway::finish_outbox(const std::string& reminder_id, int32_t partition, const std::string& key,
+                            outbox::ReminderState state) {
+  ledger_->finish(reminder_id, partition, key, state);
+  static constexpr const char* kNames[] = {"sending", "accepted", "failed", "unknown", "suppressed"};
+  metrics_.outbox_records.add({kNames[static_cast<int>(state)]});
+}
+
 
 void Gateway::settle(const std::string& reminder_id, channels::SendResult result) {
   auto node = in_flight_.extract(reminder_id);
@@ -910,9 +998,13 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
   const auto& ledger = *found;
   using Kind = channels::SendResult::Kind;
   auto provider = std::string(channels_.at(decision.channel)->provider());
+  const auto channel = v1::Channel_Name(decision.channel);
+  metrics_.sends.add({channel, provider, result_name(result.kind)});
+  if (result.provider_latency.count() > 0) metrics_.provider_latency.observe({channel, provider}, result.provider_latency);
+  if (result.waited_for_rate_limit) metrics_.rate_limit_waits.add({channel, provider});
   switch (result.kind) {
     case Kind::kAccepted: {
-      ledger_->finish(decision.reminder_id, f.partition, key, outbox::ReminderState::kAccepted);
+      finish_outbox(decision.reminder_id, f.partition, key, outbox::ReminderState::kAccepted);
       metrics_.reminders_sent.fetch_add(1, std::memory_order_relaxed);
       publish(decision, ledger, v1::SENT, provider, &result, f.template_variant);
       RecordOptions options;
@@ -941,7 +1033,7 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
                      attempts_[decision.stage_key], kMaxAttempts - 1);
         break;
       }
-      ledger_->finish(decision.reminder_id, f.partition, key, outbox::ReminderState::kFailed);
+      finish_outbox(decision.reminder_id, f.partition, key, outbox::ReminderState::kFailed);
       metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("reminder {} via {} failed after {} attempts: {}", decision.reminder_id, provider, kMaxAttempts,
                    result.message);
@@ -949,7 +1041,7 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
       record(decision, key, {});
       break;
     case Kind::kPermanent: {
-      ledger_->finish(decision.reminder_id, f.partition, key, outbox::ReminderState::kFailed);
+      finish_outbox(decision.reminder_id, f.partition, key, outbox::ReminderState::kFailed);
       metrics_.reminders_failed.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("reminder {} via {} failed: {} {}", decision.reminder_id, provider, result.provider_code,
                    result.message);
@@ -963,7 +1055,7 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
       break;
     }
     case Kind::kUnknown: {
-      ledger_->finish(decision.reminder_id, f.partition, key, outbox::ReminderState::kUnknown);
+      finish_outbox(decision.reminder_id, f.partition, key, outbox::ReminderState::kUnknown);
       metrics_.reminders_unknown.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("reminder {} via {}: outcome unknown: {}", decision.reminder_id, provider, result.message);
       publish(decision, ledger, v1::OUTCOME_UNKNOWN, provider, &result, f.template_variant);

@@ -87,6 +87,8 @@ class Gateway {
     bool confirms_delivery = false;
     // Marked sending as it leaves rather than when queued (adapters without a look-up).
     bool mark_when_leaving = false;
+    // When the message was handed to its adapter (the send-wait histogram).
+    std::chrono::steady_clock::time_point handed_at{};
   };
   // Carries out one decision: suppressions and render failures at once, sends through the
   // channel's adapter, whose answer comes to settle() (possibly before execute returns).
@@ -99,6 +101,8 @@ class Gateway {
   bool still_wanted(const std::string& key, const std::string& reminder_id);
   // Records the reminder as sending, on disk and on the broker, as it leaves.
   bool mark_leaving(const std::string& reminder_id);
+  // still_wanted's yes: marks the reminder leaving and records how long it waited.
+  bool leaving(const std::string& reminder_id);
   struct RecordOptions {
     bool contacted = false;
     bool advance = true;
@@ -124,6 +128,11 @@ class Gateway {
   void fire_due();
   void commit();
   void answer_queries();
+  // The outbox's writes, counted by state.
+  bool begin_outbox(const std::string& reminder_id, int32_t partition, const std::string& key);
+  void finish_outbox(const std::string& reminder_id, int32_t partition, const std::string& key,
+                     outbox::ReminderState state);
+  void update_lag_gauges();
 
   // Partitions: state restored on assignment, sends settled and state written on revocation.
   void on_assigned(const std::vector<int32_t>& partitions);

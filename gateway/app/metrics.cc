@@ -1,8 +1,117 @@
 #include "app/metrics.h"
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 
 namespace relance::app {
+
+namespace {
+
+void write_escaped(std::ostream& out, const std::string& value) {
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out << '\\' << c;
+    } else if (c == '\n') {
+      out << "\\n";
+    } else {
+      out << c;
+    }
+  }
+}
+
+void write_labels(std::ostream& out, const std::vector<std::string>& names, const std::vector<std::string>& values,
+                  const char* extra_name = nullptr, const std::string& extra_value = {}) {
+  if (names.empty() && extra_name == nullptr) return;
+  out << '{';
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out << ',';
+    out << names[i] << "=\"";
+    write_escaped(out, i < values.size() ? values[i] : std::string());
+    out << '"';
+  }
+  if (extra_name != nullptr) {
+    if (!names.empty()) out << ',';
+    out << extra_name << "=\"" << extra_value << '"';
+  }
+  out << '}';
+}
+
+std::string format_bound(double bound) {
+  std::ostringstream s;
+  s << bound;
+  return s.str();
+}
+
+}  // namespace
+
+LabelledFamily::LabelledFamily(const char* name, const char* help, Type type, std::vector<std::string> labels)
+    : name_(name), help_(help), type_(type), labels_(std::move(labels)) {}
+
+void LabelledFamily::add(const std::vector<std::string>& values, double by) {
+  std::lock_guard lock(mutex_);
+  series_[values] += by;
+}
+
+void LabelledFamily::set(const std::vector<std::string>& values, double value) {
+  std::lock_guard lock(mutex_);
+  series_[values] = value;
+}
+
+void LabelledFamily::clear() {
+  std::lock_guard lock(mutex_);
+  series_.clear();
+}
+
+double LabelledFamily::value(const std::vector<std::string>& values) const {
+  std::lock_guard lock(mutex_);
+  auto it = series_.find(values);
+  return it == series_.end() ? 0 : it->second;
+}
+
+void LabelledFamily::write(std::ostream& out) const {
+  out << "# HELP " << name_ << ' ' << help_ << "\n# TYPE " << name_ << (type_ == Type::kCounter ? " counter\n" : " gauge\n");
+  std::lock_guard lock(mutex_);
+  for (const auto& [values, value] : series_) {
+    out << name_;
+    write_labels(out, labels_, values);
+    out << ' ' << value << '\n';
+  }
+}
+
+LabelledHistogram::LabelledHistogram(const char* name, const char* help, std::vector<std::string> labels,
+                                     std::vector<double> bounds)
+    : name_(name), help_(help), labels_(std::move(labels)), bounds_(std::move(bounds)) {}
+
+void LabelledHistogram::observe(const std::vector<std::string>& values, std::chrono::microseconds duration) {
+  double seconds = std::chrono::duration<double>(duration).count();
+  auto bucket = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), seconds) - bounds_.begin());
+  std::lock_guard lock(mutex_);
+  auto& series = series_[values];
+  if (series.buckets.empty()) series.buckets.assign(bounds_.size() + 1, 0);
+  ++series.buckets[bucket];
+  ++series.count;
+  series.sum += seconds;
+}
+
+void LabelledHistogram::write(std::ostream& out) const {
+  out << "# HELP " << name_ << ' ' << help_ << "\n# TYPE " << name_ << " histogram\n";
+  std::lock_guard lock(mutex_);
+  for (const auto& [values, series] : series_) {
+    uint64_t cumulative = 0;
+    for (std::size_t i = 0; i <= bounds_.size(); ++i) {
+      cumulative += series.buckets[i];
+      out << name_ << "_bucket";
+      write_labels(out, labels_, values, "le", i < bounds_.size() ? format_bound(bounds_[i]) : "+Inf");
+      out << ' ' << cumulative << '\n';
+    }
+    out << name_ << "_sum";
+    write_labels(out, labels_, values);
+    out << ' ' << series.sum << '\n' << name_ << "_count";
+    write_labels(out, labels_, values);
+    out << ' ' << series.count << '\n';
+  }
+}
 
 std::string Metrics::prometheus_text() const {
   std::ostringstream out;
@@ -44,6 +153,12 @@ std::string Metrics::prometheus_text() const {
         partitions_catching_up);
   gauge("relance_store_bytes", "Size of the local state store (SST files and memtables).", store_bytes);
   gauge("relance_timelines_cached", "Timelines held decoded in memory.", timelines_cached);
+  for (const auto* family :
+       {&events_rejected, &decisions, &sends, &delivery_statuses, &rate_limit_waits, &outbox_records, &consumer_lag}) {
+    family->write(out);
+  }
+  provider_latency.write(out);
+  send_wait.write(out);
   return out.str();
 }
 

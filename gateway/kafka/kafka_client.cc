@@ -264,6 +264,18 @@ int64_t Consumer::position(const std::string& topic, int32_t partition) const {
   return offset < 0 ? -1 : offset;
 }
 
+std::optional<int64_t> Consumer::lag(const std::string& topic, int32_t partition) const {
+  int64_t low = 0;
+  int64_t high = 0;
+  if (rd_kafka_get_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      high < 0) {
+    return std::nullopt;
+  }
+  auto at = position(topic, partition);
+  if (at < 0) return std::nullopt;
+  return std::max<int64_t>(0, high - at);
+}
+
 int64_t Consumer::committed(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout) {
   PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);

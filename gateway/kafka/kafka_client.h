@@ -126,6 +126,9 @@ class Consumer {
   // The next offset this consumer will read from the partition, as it knows it locally (past
   // transaction markers, which no record shows); -1 when it has not fetched yet.
   int64_t position(const std::string& topic, int32_t partition) const;
+  // Records of the partition not read yet: the log end offset last seen in a fetch answer (no
+  // broker round trip) minus position(); nullopt before the first fetch.
+  std::optional<int64_t> lag(const std::string& topic, int32_t partition) const;
   // The group's committed offset for the partition (-1 when none).
   int64_t committed(const std::string& topic, int32_t partition, std::chrono::milliseconds timeout);
 

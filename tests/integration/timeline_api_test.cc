@@ -159,6 +159,31 @@ TEST_F(TimelineApiTest, ShowsInvoicesMessagesStatusesAndTheNextActionWithItsReas
   for (const auto& action : t.upcoming()) EXPECT_NE(action.kind(), v1::PlannedAction::REMINDER) << action.DebugString();
 }
 
+// Every labelled metric of the email path moves on a real flow: a rejected record, a decision, a
+// send and its latency, the outbox's writes, the lag gauge.
+TEST_F(TimelineApiTest, MetricsMoveOnARealFlow) {
+  start_gateway();
+  AdminClient admin(http_port_, kAdminToken);
+  ASSERT_TRUE(admin.wait_ready(60s)) << log_tail();
+  produce(bootstrap_, topics_.input, "cust-broken-" + topics_.suffix, "not an event");
+  auto spec = overdue_invoice("metrics");
+  produce(bootstrap_, topics_.input, spec.customer_id, serialize(invoice_issued(spec)));
+  ASSERT_TRUE(eventually(60s, [&] { return !mails_to(rig_["MAILDIR"], spec.email).empty(); })) << log_tail();
+
+  auto moved = [&](const std::string& prefix) { return eventually(10s, [&] { return admin.metric_sum(prefix) >= 1; }); };
+  EXPECT_TRUE(moved("relance_events_rejected_total{reason=\""));
+  EXPECT_TRUE(moved(R"(relance_decisions_total{kind="reminder",stage="first_reminder",channel="EMAIL",tone=")"));
+  EXPECT_TRUE(moved(R"(relance_sends_total{channel="EMAIL",provider="smtp",result="accepted"})"));
+  EXPECT_TRUE(moved(R"(relance_provider_latency_seconds_count{channel="EMAIL",provider="smtp"})"));
+  EXPECT_TRUE(moved(R"(relance_provider_latency_seconds_bucket{channel="EMAIL",provider="smtp",le="+Inf"})"));
+  EXPECT_TRUE(moved(R"(relance_send_wait_seconds_count{channel="EMAIL",provider="smtp"})"));
+  EXPECT_TRUE(moved(R"(relance_outbox_records_total{state="accepted"})"));
+  EXPECT_TRUE(moved("relance_records_consumed_total"));
+  // Two records read, none left: the gauge exists for the owned partition and reads 0.
+  EXPECT_TRUE(eventually(10s, [&] { return admin.metric(R"(relance_consumer_lag{partition="0"})").has_value(); }));
+  EXPECT_EQ(admin.metric(R"(relance_consumer_lag{partition="0"})").value_or(-1), 0);
+}
+
 // An input partition that ends with a transaction marker (a billing service producing with
 // transactions) has no record at its last offset: the gateway still catches up, turns ready and
 // sends what the transaction's records asked for.

@@ -17,6 +17,7 @@
 #include "relance/v1/call_task.pb.h"
 #include "relance/v1/delivery.pb.h"
 #include "support/fake_twilio.h"
+#include "support/admin_client.h"
 #include "support/gateway_process.h"
 #include "support/kafka_test_client.h"
 #include "support/maildir.h"
@@ -283,6 +284,13 @@ TEST_F(TwilioFlowTest, AnSmsReminderGoesThroughTheProviderAndItsDeliveryReportsA
   EXPECT_EQ(events[1].provider_message_id(), m.sid);
   EXPECT_EQ(creates_to(c.phone).size(), 1u);
   EXPECT_TRUE(mails_to(maildir_, c.spec.email).empty());
+  // One DELIVERED report moved the reminder forward (the repeat and the late "sent" did not), and
+  // the provider's answer time was measured.
+  AdminClient admin(http_port_, kAdminToken);
+  EXPECT_EQ(admin.metric_sum(R"(relance_delivery_statuses_total{channel="SMS",status="DELIVERED"})"), 1);
+  EXPECT_EQ(admin.metric_sum(R"(relance_sends_total{channel="SMS",provider="twilio",result="accepted"})"), 1);
+  EXPECT_EQ(admin.metric_sum(R"(relance_provider_latency_seconds_count{channel="SMS",provider="twilio"})"), 1);
+  EXPECT_GE(admin.metric_sum(R"(relance_callbacks_rejected_total)"), 2);
 }
 
 TEST_F(TwilioFlowTest, AnOutageOfThrottlingThenServerErrorsLosesNothingAndSendsNothingTwice) {
@@ -680,6 +688,10 @@ TEST_F(TwilioFlowTest, SendersNeverExceedTheirRateAndUseMostOfIt) {
     std::printf("[ rate     ] %s at %.0f MPS: %ld requests in the first 20 s (budget %.0f), busiest second %zu\n",
                 from.c_str(), mps, static_cast<long>(in_20s), mps * 20, worst);
   }
+  // Held by their senders' limits in the gateway, where a payment could still withdraw them.
+  AdminClient admin(http_port_, kAdminToken);
+  EXPECT_GE(admin.metric_sum(R"(relance_rate_limit_waits_total{channel="SMS",provider="twilio"})"), 100);
+  EXPECT_GE(admin.metric_sum(R"(relance_send_wait_seconds_bucket{channel="SMS",provider="twilio",le="+Inf"})"), 305);
 }
 
 }  // namespace

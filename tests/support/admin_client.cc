@@ -59,4 +59,17 @@ std::optional<double> AdminClient::metric(const std::string& name) const {
   return std::nullopt;
 }
 
+double AdminClient::metric_sum(const std::string& prefix) const {
+  auto answer = answer_of(client_on(port_)->Get("/metrics"));
+  double sum = 0;
+  std::istringstream lines(answer.body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    auto space = line.rfind(' ');
+    if (space != std::string::npos) sum += std::stod(line.substr(space + 1));
+  }
+  return sum;
+}
+
 }  // namespace relance::testing

@@ -30,6 +30,9 @@ class AdminClient {
 
   // A sample's value from GET /metrics (the Prometheus text), or nullopt when absent.
   std::optional<double> metric(const std::string& name) const;
+  // The sum of the samples whose line starts with `prefix` (a name and the first labels,
+  // `relance_sends_total{channel="EMAIL"`), 0 when none.
+  double metric_sum(const std::string& prefix) const;
 
  private:
   int port_;
