@@ -21,4 +21,6 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ctest --test-dir build/asan -L unit --output-on-failure -j "$jobs"
 
 echo "== all tests: unit, then integration against the real broker and SMTP server"
+# Gateway logs of this run only, for the log scan (logs.scan).
+rm -rf build/release/test-logs
 ctest --test-dir build/release --output-on-failure

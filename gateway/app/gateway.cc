@@ -10,6 +10,7 @@
 
 #include "app/timeline_view.h"
 #include "common/dates.h"
+#include "common/logging.h"
 #include "decode/event_decoder.h"
 #include "relance/v1/call_task.pb.h"
 #include "rules/timeline_simulator.h"
@@ -528,6 +529,7 @@ void Gateway::handle(const kafka::Record& record) {
     dead_letter(record, valid.error());
     return finish();
   }
+  LogContext context(event.value().event_id(), {});
   std::string key(record.key());
   if (key.empty()) key = decode::subject_key(event.value());
   if (key.empty()) {
@@ -801,6 +803,7 @@ const char* kind_name(rules::ActionKind kind) {
 }  // namespace
 
 void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLedger& ledger) {
+  LogContext context({}, decision.reminder_id);
   metrics_.decisions.add({kind_name(decision.kind), decision.stage,
                           decision.suppressed ? "NONE" : v1::Channel_Name(decision.channel), v1::Tone_Name(decision.tone)});
   const auto key = ledger.key;
@@ -986,6 +989,7 @@ void Gateway::finish_outbox(const std::string& reminder_id, int32_t partition, c
 
 
 void Gateway::settle(const std::string& reminder_id, channels::SendResult result) {
+  LogContext context({}, reminder_id);
   auto node = in_flight_.extract(reminder_id);
   metrics_.sends_in_flight.store(in_flight_.size(), std::memory_order_relaxed);
   if (node.empty()) return;

@@ -15,6 +15,7 @@
 #include "app/preview.h"
 #include "common/dates.h"
 #include "common/link_token.h"
+#include "common/logging.h"
 #include "config/config_loader.h"
 #include "render/renderer.h"
 #include "render/sample_messages.h"
@@ -63,12 +64,20 @@ relance::ClockPtr make_clock(const relance::v1::ClockConfig& c) {
   return std::make_shared<relance::SystemClock>();
 }
 
-// `relance run --clock simulated --clock-start ... --clock-speed N` overrides `clock:`.
+// `relance run --clock simulated --clock-start ... --clock-speed N` overrides `clock:`, and
+// `--log-format` overrides `logging.format`.
 struct ClockFlags {
   std::string mode;
   std::string start;
   std::optional<double> speed;
+  std::string log_format;
 };
+
+void setup_logging(const relance::v1::LoggingConfig& config, const std::string& flag) {
+  bool text = flag.empty() ? config.format() == relance::v1::TEXT : flag == "text";
+  relance::setup_logging(text ? relance::LogFormat::kText : relance::LogFormat::kJson);
+  spdlog::set_level(spdlog::level::from_str(config.level()));
+}
 
 int run(const std::string& config_path, const ClockFlags& clock_flags) {
   auto env = relance::config::process_environment();
@@ -78,7 +87,7 @@ int run(const std::string& config_path, const ClockFlags& clock_flags) {
   if (clock_flags.mode == "system") clock->set_mode(relance::v1::SYSTEM);
   if (!clock_flags.start.empty()) clock->set_simulated_start(clock_flags.start);
   if (clock_flags.speed) clock->set_speed(*clock_flags.speed);
-  spdlog::set_level(spdlog::level::from_str(loaded.config.logging().level()));
+  setup_logging(loaded.config.logging(), clock_flags.log_format);
   spdlog::info("relance starting with {}", config_path.empty() ? std::string("built-in defaults") : config_path);
   for (const auto& o : loaded.overrides) spdlog::info("override from environment: {}", o);
   auto templates = load_templates(loaded.config);
@@ -212,7 +221,7 @@ int preview(const std::string& config_path, const std::string& from_text, int da
 }  // namespace
 
 int main(int argc, char** argv) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("relance"));
+  relance::setup_logging(relance::LogFormat::kText);
   CLI::App app{"Relance: payment reminders from Kafka invoice events"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("relance ") + RELANCE_VERSION);
@@ -230,6 +239,8 @@ int main(int argc, char** argv) {
       });
   run_cmd->add_option("--clock-speed", clock_flags.speed, "simulated seconds per real second (0: only moved by the admin endpoint)")
       ->check(CLI::NonNegativeNumber);
+  run_cmd->add_option("--log-format", clock_flags.log_format, "json (one object per line) or text (default: logging.format, json)")
+      ->check(CLI::IsMember({"json", "text"}));
   auto* check_cmd = app.add_subcommand("check-config", "Validate a configuration file and exit");
   check_cmd->add_option("-c,--config", config_path, "YAML configuration file")->required();
   auto* preview_cmd = app.add_subcommand(

@@ -8,8 +8,21 @@
 
 namespace relance::kafka {
 
+namespace {
+
+// librdkafka's own log lines (syslog levels, from its threads) go through the process's logger,
+// so they are JSON lines and masked like every other line.
+void log_to_spdlog(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  auto to = level <= 3 ? spdlog::level::err : level == 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info
+                                                                                             : spdlog::level::debug;
+  spdlog::log(to, "librdkafka {}: {}", facility, message);
+}
+
+}  // namespace
+
 ConfPtr make_conf(const Properties& properties) {
   ConfPtr conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), &log_to_spdlog);
   char err[512];
   for (const auto& [name, value] : properties) {
     if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {

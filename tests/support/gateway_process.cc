@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -63,6 +65,16 @@ GatewayProcess::GatewayProcess(std::vector<std::string> args, std::map<std::stri
 
 GatewayProcess::~GatewayProcess() {
   if (pid_ > 0) stop(std::chrono::seconds(10));
+  // Kept for the log scan after the run (tests/logs/scan.sh), which looks for personal data and
+  // secrets in everything the gateway wrote, however the test ended.
+  if (const char* dir = std::getenv("RELANCE_TEST_LOG_DIR"); dir != nullptr && *dir != '\0') {
+    static std::atomic<int> copies{0};
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    auto name = std::to_string(getpid()) + "-" + std::to_string(copies++) + "-" + log_file_.filename().string();
+    std::filesystem::copy_file(log_file_, std::filesystem::path(dir) / name,
+                               std::filesystem::copy_options::overwrite_existing, ec);
+  }
 }
 
 bool GatewayProcess::reap(int flags) {
