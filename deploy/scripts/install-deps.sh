@@ -12,8 +12,9 @@ build_packages=(
 )
 # What the test rig needs beside the compiler: a Kafka client for scripts, an SMTP server,
 # Java and Maven for the broker, Node for the Twilio contract mock (Prism, installed by the
-# rig itself through npm), and wrk for the HTTP benchmark.
-test_packages=(kcat python3-aiosmtpd default-jre-headless maven curl ca-certificates wrk)
+# rig itself through npm), wrk for the HTTP benchmark, and Chromium (with a font) for the
+# console's browser test, driven by playwright-core from npm.
+test_packages=(kcat python3-aiosmtpd default-jre-headless maven curl ca-certificates wrk chromium fonts-liberation)
 # Only when no npm is on PATH: a Node installed another way (nvm, NodeSource) must not be
 # shadowed by or conflict with Debian's.
 node_packages=(nodejs npm)

@@ -230,38 +230,113 @@ void Gateway::run() {
   spdlog::info("stopped");
 }
 
-Gateway::TimelineAnswer Gateway::timeline(const std::string& key, std::chrono::milliseconds wait) {
-  auto query = std::make_shared<TimelineQuery>();
-  query->key = key;
-  auto answer = query->answer.get_future();
+bool Gateway::run_on_loop(std::function<void()> task, std::chrono::milliseconds wait) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
   {
-    std::lock_guard lock(queries_mutex_);
-    queries_.push_back(std::move(query));
+    std::lock_guard lock(loop_tasks_mutex_);
+    loop_tasks_.push_back([task = std::move(task), done] {
+      task();
+      done->set_value();
+    });
   }
-  if (answer.wait_for(wait) != std::future_status::ready) return {};
-  return answer.get();
+  return finished.wait_for(wait) == std::future_status::ready;
 }
 
 void Gateway::answer_queries() {
-  std::vector<std::shared_ptr<TimelineQuery>> queries;
+  std::vector<std::function<void()>> tasks;
   {
-    std::lock_guard lock(queries_mutex_);
-    queries.swap(queries_);
+    std::lock_guard lock(loop_tasks_mutex_);
+    tasks.swap(loop_tasks_);
   }
-  for (auto& query : queries) {
-    TimelineAnswer answer;
-    const auto* ledger = ledger_->find(query->key);
-    if (ledger == nullptr) {
-      answer.lookup = Lookup::kUnknown;
-    } else if (!owns(ledger->partition)) {
-      // The store may hold a stale copy of a timeline another instance owns now.
-      answer.lookup = Lookup::kNotOwned;
-    } else {
-      answer.lookup = Lookup::kFound;
-      answer.timeline = timeline_view(*ledger, rules_for(*ledger), clock_->now());
-    }
-    query->answer.set_value(std::move(answer));
+  for (auto& task : tasks) task();
+}
+
+Gateway::TimelineAnswer Gateway::timeline(const std::string& key, std::chrono::milliseconds wait) {
+  auto answer = std::make_shared<TimelineAnswer>();
+  bool ran = run_on_loop(
+      [this, key, answer] {
+        const auto* ledger = ledger_->find(key);
+        if (ledger == nullptr) {
+          answer->lookup = Lookup::kUnknown;
+        } else if (!owns(ledger->partition)) {
+          // The store may hold a stale copy of a timeline another instance owns now.
+          answer->lookup = Lookup::kNotOwned;
+        } else {
+          answer->lookup = Lookup::kFound;
+          answer->timeline = timeline_view(*ledger, rules_for(*ledger), clock_->now());
+        }
+      },
+      wait);
+  if (!ran) return {};
+  return std::move(*answer);
+}
+
+std::optional<v1::CustomerList> Gateway::customers(const std::string& prefix, std::size_t limit,
+                                                   std::chrono::milliseconds wait) {
+  auto list = std::make_shared<v1::CustomerList>();
+  bool ran = run_on_loop(
+      [this, prefix, limit, list] {
+        // Timelines of partitions owned elsewhere may linger in the store: read a few more keys.
+        for (const auto& key : store_->timeline_keys(prefix, limit * 4)) {
+          if (static_cast<std::size_t>(list->customers_size()) >= limit) break;
+          const auto* ledger = ledger_->find(key);
+          if (ledger == nullptr || !owns(ledger->partition)) continue;
+          auto* c = list->add_customers();
+          c->set_key(key);
+          c->set_customer_id(ledger->customer.customer_id());
+          c->set_name(ledger->customer.name());
+          c->set_open_invoices(static_cast<int32_t>(std::count_if(
+              ledger->invoices.begin(), ledger->invoices.end(), [](const auto& i) { return i.second.open(); })));
+          if (ledger->next_due) c->set_next_action_at(format_rfc3339(*ledger->next_due));
+        }
+      },
+      wait);
+  if (!ran) return std::nullopt;
+  return std::move(*list);
+}
+
+std::optional<v1::CallTaskList> Gateway::open_call_tasks(std::chrono::milliseconds wait) {
+  std::map<std::string, std::string> tasks;
+  {
+    std::lock_guard lock(index_mutex_);
+    tasks = task_index_;
   }
+  auto list = std::make_shared<v1::CallTaskList>();
+  bool ran = run_on_loop(
+      [this, tasks, list] {
+        std::vector<std::pair<Instant, v1::OpenCallTask>> open;
+        for (const auto& [task_id, key] : tasks) {
+          const auto* ledger = ledger_->find(key);
+          if (ledger == nullptr || !owns(ledger->partition)) continue;
+          auto it = ledger->reminders.find(task_id);
+          if (it == ledger->reminders.end() || it->second.channel != v1::CALL_TASK || !it->second.call_outcome.empty()) {
+            continue;
+          }
+          const auto& sent = it->second;
+          bool still_due = std::any_of(sent.invoice_ids.begin(), sent.invoice_ids.end(), [&](const std::string& id) {
+            auto inv = ledger->invoices.find(id);
+            return inv != ledger->invoices.end() && inv->second.open();
+          });
+          if (!still_due) continue;
+          v1::OpenCallTask t;
+          t.set_task_id(task_id);
+          t.set_key(key);
+          t.set_customer_id(ledger->customer.customer_id());
+          t.set_customer_name(ledger->customer.name());
+          t.set_phone(ledger->customer.phone());
+          t.set_stage(sent.stage);
+          t.set_tone(sent.tone);
+          for (const auto& id : sent.invoice_ids) t.add_invoice_ids(id);
+          t.set_created_at(format_rfc3339(sent.sent_at));
+          open.emplace_back(sent.sent_at, std::move(t));
+        }
+        std::stable_sort(open.begin(), open.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (auto& [at, t] : open) *list->add_tasks() = std::move(t);
+      },
+      wait);
+  if (!ran) return std::nullopt;
+  return std::move(*list);
 }
 
 bool Gateway::submit_fact(const std::string& key, const v1::InvoiceEvent& event) {
@@ -733,6 +808,7 @@ void Gateway::publish_outcome(const ledger::CustomerLedger& ledger, const std::s
   outcome.set_tenant_id(ledger.tenant_id);
   outcome.set_resolution(resolution);
   outcome.set_last_stage(inv.last_stage_name);
+  if (resolution == v1::ReminderOutcome::PAID) metrics_.payments_after_reminders.add({inv.last_stage_name});
   outcome.set_last_channel(inv.last_channel);
   outcome.set_last_tone(inv.last_tone);
   outcome.set_last_template(inv.last_template);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <vector>
 #include <map>
@@ -58,14 +59,23 @@ class Gateway {
   const config::Environment& environment() const { return env_; }
   const ClockPtr& clock() const { return clock_; }
 
-  // A timeline as support sees it, made on the gateway's thread between two turns of its loop
-  // (at most a fraction of a second). Safe to call from any thread.
+  // Runs `task` on the gateway's thread between two turns of its loop (at most a fraction of
+  // a second) and waits for it; false when it did not run within `wait` (it may still run
+  // later, so it must own what it touches). Safe to call from any thread.
+  bool run_on_loop(std::function<void()> task, std::chrono::milliseconds wait);
+
+  // What support reads, made on the gateway's thread (see run_on_loop).
   enum class Lookup { kFound, kUnknown, kNotOwned, kUnavailable };
   struct TimelineAnswer {
     Lookup lookup = Lookup::kUnavailable;
     relance::v1::CustomerTimeline timeline;
   };
   TimelineAnswer timeline(const std::string& key, std::chrono::milliseconds wait);
+  // Timelines of owned partitions whose key starts with `prefix`; nullopt when unavailable.
+  std::optional<relance::v1::CustomerList> customers(const std::string& prefix, std::size_t limit,
+                                                     std::chrono::milliseconds wait);
+  // Call tasks this instance created that have no outcome yet; nullopt when unavailable.
+  std::optional<relance::v1::CallTaskList> open_call_tasks(std::chrono::milliseconds wait);
 
   bool ready() const { return ready_.load(); }
   // Empty when ready to serve: started, partitions assigned, their state restored and the input
@@ -200,12 +210,8 @@ class Gateway {
   std::map<std::string, std::string> phone_index_;  // E.164 → timeline key
   std::map<std::string, std::string> task_index_;   // call task id → timeline key
   std::chrono::steady_clock::time_point commit_deferred_since_{};
-  struct TimelineQuery {
-    std::string key;
-    std::promise<TimelineAnswer> answer;
-  };
-  std::mutex queries_mutex_;
-  std::vector<std::shared_ptr<TimelineQuery>> queries_;
+  std::mutex loop_tasks_mutex_;
+  std::vector<std::function<void()>> loop_tasks_;
   Metrics metrics_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};

@@ -67,6 +67,13 @@ void serve_preview(const relance::v1::Config& config, const httplib::Request& re
 
 HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
     : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
+  // The console: one static page; the data it shows comes from the support routes, which take
+  // the admin token (the page asks for it) except in the embedded default.
+  server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:");
+    res.set_content(console_html(), "text/html; charset=utf-8");
+  });
   server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   server_->Get("/readyz", [&gateway](const httplib::Request&, httplib::Response& res) {
     auto reason = gateway.not_ready_reason();
@@ -123,7 +130,7 @@ HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
   add_provider_routes(*server_, gateway, config_);
   add_call_task_routes(*server_, gateway, config_);
   add_admin_routes(*server_, gateway, config_);
-  add_timeline_routes(*server_, gateway, config_);
+  add_support_routes(*server_, gateway, config_);
   const auto& listen = config_.http().listen();
   auto colon = listen.rfind(':');
   auto host = listen.substr(0, colon);

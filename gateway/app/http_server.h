@@ -15,6 +15,9 @@ namespace relance::app {
 
 class Gateway;
 
+// The console page (gateway/app/console/index.html, built into the binary).
+const char* console_html();
+
 // Health, readiness, metrics, preview and one-click unsubscribe over HTTP, served on its own thread, on
 // the configuration's `http.listen`.
 class HttpServer {

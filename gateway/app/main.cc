@@ -10,6 +10,7 @@
 #include <iterator>
 #include <thread>
 
+#include "app/demo.h"
 #include "app/gateway.h"
 #include "app/http_server.h"
 #include "app/preview.h"
@@ -256,6 +257,21 @@ int main(int argc, char** argv) {
   render_cmd->add_option("-c,--config", config_path, "YAML configuration file (default: built-in defaults)");
   std::string render_out;
   render_cmd->add_option("-o,--out", render_out, "folder to write the rendered messages into")->required();
+  auto* demo_cmd = app.add_subcommand(
+      "demo", "Play a built-in scenario (8 customers, 90 days) on the embedded gateway in about a minute, with the console");
+  relance::app::DemoOptions demo;
+  std::string demo_log_format = "text";
+  demo_cmd->add_option("--speed", demo.speed, "simulated seconds per real second")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  demo_cmd->add_option("--days", demo.days, "simulated days to play")->capture_default_str()->check(CLI::Range(1, 365));
+  demo_cmd->add_option("--listen", demo.listen, "the console's address")->capture_default_str();
+  demo_cmd->add_option("--data-dir", demo.data_dir, "the demo's folder, emptied at start")->capture_default_str();
+  demo_cmd->add_flag("--exit", demo.exit_when_done, "stop after the summary instead of keeping the console up");
+  demo_cmd->add_option("--summary-json", demo.summary_json, "also write the summary as JSON to this file");
+  demo_cmd->add_option("--log-format", demo_log_format, "json or text (warnings and errors only)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"json", "text"}));
   app.add_subcommand("version", "Print the version");
 
   try {
@@ -267,6 +283,11 @@ int main(int argc, char** argv) {
   }
   try {
     if (run_cmd->parsed()) return run(config_path, clock_flags);
+    if (demo_cmd->parsed()) {
+      relance::setup_logging(demo_log_format == "json" ? relance::LogFormat::kJson : relance::LogFormat::kText);
+      spdlog::set_level(spdlog::level::warn);
+      return relance::app::run_demo(demo);
+    }
     if (check_cmd->parsed()) return check_config(config_path);
     if (preview_cmd->parsed()) return preview(config_path, preview_from, preview_days);
     if (render_cmd->parsed()) return render_samples(config_path, render_out);

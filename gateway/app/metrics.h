@@ -113,6 +113,10 @@ struct Metrics {
                                 "failed, unknown, suppressed).",
                                 LabelledFamily::Type::kCounter,
                                 {"state"}};
+  LabelledFamily payments_after_reminders{"relance_payments_after_reminders_total",
+                                          "Invoices paid in full after reminders, by the last stage they had reached.",
+                                          LabelledFamily::Type::kCounter,
+                                          {"last_stage"}};
   LabelledFamily consumer_lag{"relance_consumer_lag",
                               "Input records not yet read, per owned partition (log end offset minus position).",
                               LabelledFamily::Type::kGauge,

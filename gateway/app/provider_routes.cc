@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
 
 #include "app/gateway.h"
 #include "app/timeline_view.h"
@@ -291,16 +295,83 @@ void add_admin_routes(httplib::Server& server, Gateway& gateway, const v1::Confi
   });
 }
 
-void add_timeline_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+namespace {
+
+void print_json(httplib::Response& res, const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) {
+    return json_error(res, 500, "internal", "cannot print the answer");
+  }
+  out += '\n';
+  res.set_content(out, "application/json");
+}
+
+void unavailable(httplib::Response& res) {
+  res.set_header("Retry-After", "1");
+  json_error(res, 503, "unavailable", "the gateway is not processing; try again in a moment");
+}
+
+// One file the capture channel wrote: "Name: value" lines, a blank line, the text, and for an
+// email "--- html ---" and its HTML part (not returned).
+std::optional<v1::CapturedMessage> read_captured(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  v1::CapturedMessage m;
+  std::string line;
+  while (std::getline(in, line) && !line.empty()) {
+    auto colon = line.find(": ");
+    if (colon == std::string::npos) continue;
+    auto name = line.substr(0, colon);
+    auto value = line.substr(colon + 2);
+    if (name == "Reminder-Id") m.set_reminder_id(value);
+    if (name == "Customer-Id") m.set_customer_id(value);
+    if (name == "To") m.set_to(value);
+    if (name == "Locale") m.set_locale(value);
+    if (name == "Subject") m.set_subject(value);
+    if (name == "Channel") {
+      v1::Channel channel = v1::CHANNEL_UNSPECIFIED;
+      if (v1::Channel_Parse(value, &channel)) m.set_channel(channel);
+    }
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (auto html = text.find("\n--- html ---\n"); html != std::string::npos) text.resize(html);
+  m.set_text(text);
+  std::error_code ec;
+  auto written = std::filesystem::last_write_time(file, ec);
+  if (!ec) {
+    auto at = std::chrono::file_clock::to_sys(written);
+    m.set_captured_at(format_rfc3339(std::chrono::time_point_cast<Duration>(at)));
+  }
+  return m;
+}
+
+std::size_t limit_param(const httplib::Request& req, std::size_t fallback, std::size_t most) {
+  if (!req.has_param("limit")) return fallback;
+  try {
+    auto n = std::stoul(req.get_param_value("limit"));
+    return std::clamp<std::size_t>(n, 1, most);
+  } catch (const std::exception&) {
+    return fallback;
+  }
+}
+
+}  // namespace
+
+void add_support_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
   auto token = admin_token(gateway, config);
   // The embedded default (no brokers, no token configured) is a local sandbox: its console and
   // timelines are open to whoever reaches its loopback port.
   bool open = token.empty() && config.kafka().brokers().empty();
-  server.Get(R"(/v1/customers/([A-Za-z0-9_.:@\-]{1,200})/timeline)", [&gateway, token, open](const httplib::Request& req,
-                                                                                        httplib::Response& res) {
-    if (!open && !authorized(req, res, token, "read timelines")) return;
-    auto key = req.matches[1].str();
-    auto answer = gateway.timeline(key, std::chrono::seconds(5));
+  auto allowed = [token, open](const httplib::Request& req, httplib::Response& res, const char* what) {
+    return open || authorized(req, res, token, what);
+  };
+  server.Get(R"(/v1/customers/([A-Za-z0-9_.:@\-]{1,200})/timeline)", [&gateway, allowed](const httplib::Request& req,
+                                                                                   httplib::Response& res) {
+    if (!allowed(req, res, "read timelines")) return;
+    auto answer = gateway.timeline(req.matches[1].str(), std::chrono::seconds(5));
     switch (answer.lookup) {
       case Gateway::Lookup::kFound:
         res.set_content(timeline_json(answer.timeline), "application/json");
@@ -313,16 +384,53 @@ void add_timeline_routes(httplib::Server& server, Gateway& gateway, const v1::Co
       case Gateway::Lookup::kUnavailable:
         break;
     }
-    res.set_header("Retry-After", "1");
-    json_error(res, 503, "unavailable", "the gateway is not processing; try again in a moment");
+    unavailable(res);
+  });
+  server.Get("/v1/customers", [&gateway, allowed](const httplib::Request& req, httplib::Response& res) {
+    if (!allowed(req, res, "list customers")) return;
+    auto prefix = req.has_param("prefix") ? req.get_param_value("prefix") : std::string();
+    if (prefix.size() > 200) return json_error(res, 400, "invalid_prefix", "prefix: at most 200 characters");
+    auto list = gateway.customers(prefix, limit_param(req, 50, 500), std::chrono::seconds(5));
+    if (!list) return unavailable(res);
+    print_json(res, *list);
+  });
+  server.Get("/v1/call-tasks", [&gateway, allowed](const httplib::Request& req, httplib::Response& res) {
+    if (!allowed(req, res, "list call tasks")) return;
+    auto list = gateway.open_call_tasks(std::chrono::seconds(5));
+    if (!list) return unavailable(res);
+    print_json(res, *list);
+  });
+  auto capture_dir = std::filesystem::path(config.channels().capture().dir());
+  server.Get("/v1/outbox", [capture_dir, allowed](const httplib::Request& req, httplib::Response& res) {
+    if (!allowed(req, res, "read the outbox")) return;
+    std::error_code ec;
+    if (capture_dir.empty() || !std::filesystem::is_directory(capture_dir, ec)) {
+      return json_error(res, 404, "no_capture", "no message was captured here (providers are configured)");
+    }
+    std::vector<std::pair<std::filesystem::file_time_type, std::filesystem::path>> files;
+    for (const auto& entry : std::filesystem::directory_iterator(capture_dir, ec)) {
+      auto name = entry.path().filename().string();
+      if (name.empty() || name.front() == '.' || entry.path().extension() != ".txt") continue;
+      files.emplace_back(entry.last_write_time(ec), entry.path());
+    }
+    std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    v1::CapturedMessageList list;
+    auto limit = limit_param(req, 50, 500);
+    for (const auto& [when, file] : files) {
+      if (static_cast<std::size_t>(list.messages_size()) >= limit) break;
+      if (auto m = read_captured(file)) *list.add_messages() = std::move(*m);
+    }
+    print_json(res, list);
   });
 }
 
 void add_call_task_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
   auto token = admin_token(gateway, config);
-  server.Post(R"(/v1/call-tasks/([A-Za-z0-9_.:\-]{1,200})/outcome)", [&gateway, token](const httplib::Request& req,
-                                                                                       httplib::Response& res) {
-    if (!authorized(req, res, token, "record call outcomes")) return;
+  // As the support routes: open in the embedded default only (no brokers, no token configured).
+  bool open = token.empty() && config.kafka().brokers().empty();
+  server.Post(R"(/v1/call-tasks/([A-Za-z0-9_.:\-]{1,200})/outcome)", [&gateway, token, open](const httplib::Request& req,
+                                                                                             httplib::Response& res) {
+    if (!open && !authorized(req, res, token, "record call outcomes")) return;
     if (req.body.size() > kMaxCallbackBody) return json_error(res, 413, "too_large", "the body is too large");
     google::protobuf::Struct body;
     if (!google::protobuf::util::JsonStringToMessage(req.body, &body).ok()) {

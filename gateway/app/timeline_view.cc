@@ -85,6 +85,7 @@ v1::CustomerTimeline timeline_view(const ledger::CustomerLedger& ledger, const r
     message->set_provider_message_id(reminder->provider_message_id);
     message->set_awaiting_confirmation(reminder->awaiting_confirmation);
     message->set_fell_back(reminder->fell_back);
+    message->set_call_outcome(reminder->call_outcome);
   }
   for (auto channel : ledger.opted_out) out.add_opted_out(channel);
   for (auto channel : ledger.failed_channels) out.add_failed_channels(channel);

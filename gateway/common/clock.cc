@@ -37,6 +37,14 @@ void SimulatedClock::advance(Duration by) {
   base_ += by;
 }
 
+void SimulatedClock::set_speed(double speed) {
+  auto at = now();
+  std::lock_guard lock(mutex_);
+  base_ = at;
+  base_real_ = Steady::now();
+  speed_ = speed;
+}
+
 void SimulatedClock::set(Instant to) {
   std::lock_guard lock(mutex_);
   base_ = to;

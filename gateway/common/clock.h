@@ -38,6 +38,8 @@ class SimulatedClock final : public Clock {
 
   void advance(Duration by);
   void set(Instant to);
+  // From now on, `speed` simulated seconds per real second (0: frozen).
+  void set_speed(double speed);
 
  private:
   using Steady = std::chrono::steady_clock;

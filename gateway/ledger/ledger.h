@@ -108,6 +108,9 @@ struct SentReminder {
   bool awaiting_confirmation = false;
   bool fell_back = false;
   std::string provider_message_id;
+  // For a call task: the outcome support recorded ("reached", "promise_to_pay", ...); empty
+  // while the task is open.
+  std::string call_outcome;
 };
 
 // One reminder timeline: everything the rules need to decide, keyed by the timeline key (the

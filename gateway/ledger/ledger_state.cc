@@ -1,6 +1,7 @@
 #include <phonenumbers/phonenumberutil.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "common/dates.h"
 #include "ledger/ledger.h"
@@ -268,6 +269,9 @@ std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& 
       const auto& k = event.call_outcome_recorded();
       auto task = c.reminders.find(k.task_id());
       if (task == c.reminders.end()) break;
+      task->second.call_outcome = v1::CallOutcomeRecorded::Outcome_Name(k.outcome());
+      std::transform(task->second.call_outcome.begin(), task->second.call_outcome.end(),
+                     task->second.call_outcome.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
       auto fact = derived_event(event);
       switch (k.outcome()) {
         case v1::CallOutcomeRecorded::PROMISE_TO_PAY: {

@@ -124,6 +124,7 @@ void write_reminder(const std::string& key, const SentReminder& from, TimelineSn
   to.set_awaiting_confirmation(from.awaiting_confirmation);
   to.set_fell_back(from.fell_back);
   to.set_provider_message_id(from.provider_message_id);
+  to.set_call_outcome(from.call_outcome);
 }
 
 // Reading moves strings out of the parsed message: it is cleared by the next parse anyway.
@@ -205,6 +206,7 @@ bool read_reminder(TimelineSnapshot::SentReminder& from, SentReminder& to) {
   to.awaiting_confirmation = from.awaiting_confirmation();
   to.fell_back = from.fell_back();
   to.provider_message_id = take(from.mutable_provider_message_id());
+  to.call_outcome = take(from.mutable_call_outcome());
   return true;
 }
 

@@ -147,6 +147,17 @@ std::optional<std::string> StateStore::timeline(std::string_view key) const {
   return value;
 }
 
+std::vector<std::string> StateStore::timeline_keys(std::string_view prefix, std::size_t limit) const {
+  std::vector<std::string> keys;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kTimelines)));
+  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid() && keys.size() < limit; it->Next()) {
+    if (!it->key().starts_with(rocksdb::Slice(prefix.data(), prefix.size()))) break;
+    keys.push_back(it->key().ToString());
+  }
+  check(it->status(), "cannot list timelines");
+  return keys;
+}
+
 std::optional<char> StateStore::outbox_state(std::string_view reminder_id) const {
   std::string value;
   auto status =

@@ -52,6 +52,8 @@ class StateStore {
   void mark_clean();
 
   std::optional<std::string> timeline(std::string_view key) const;
+  // Keys of stored timelines that start with `prefix`, in key order, at most `limit`.
+  std::vector<std::string> timeline_keys(std::string_view prefix, std::size_t limit) const;
   std::optional<char> outbox_state(std::string_view reminder_id) const;
   // Timelines of a partition with a reminder queued or marked sending and not settled: after a
   // crash, they are looked at again (a crash may have cut a send off).

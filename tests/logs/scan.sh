@@ -45,8 +45,8 @@ fi
 
 shopt -s nullglob
 files=("$dir"/*)
-if ((${#files[@]} < 10)); then
-  echo "scan: only ${#files[@]} gateway logs in $dir; run the integration tests first (RELANCE_TEST_LOG_DIR)"
+if ((${#files[@]} == 0)); then
+  echo "scan: no gateway log in $dir; run the integration tests first (they copy them there: RELANCE_TEST_LOG_DIR)"
   exit 1
 fi
 lines=$(cat "${files[@]}" | wc -l)
