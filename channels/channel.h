@@ -32,6 +32,9 @@ struct SendResult {
   // message, and how long the provider took to answer its last request.
   bool waited_for_rate_limit = false;
   std::chrono::microseconds provider_latency{0};
+  // Requests the adapter made for this message (more than one after retriable answers it
+  // handled itself: 429, a refused connection, a 5xx whose look-up found nothing).
+  int attempts = 1;
 };
 
 using SendCallback = std::function<void(SendResult)>;

@@ -557,6 +557,7 @@ void TwilioAccount::requeue(std::shared_ptr<Job> job, milliseconds delay) {
 
 void TwilioAccount::finish(std::shared_ptr<Job> job, SendResult result) {
   result.waited_for_rate_limit = job->rate_limited;
+  result.attempts = std::max(1, job->attempts);
   result.provider_latency = job->latency;
   auto done = std::move(job->out.done);
   done(std::move(result));

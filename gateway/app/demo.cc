@@ -5,8 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +18,7 @@
 
 #include "app/gateway.h"
 #include "app/http_server.h"
+#include "app/stop_signals.h"
 #include "common/dates.h"
 #include "config/config_loader.h"
 #include "kafka/kafka_client.h"
@@ -262,21 +261,8 @@ int run_demo(const DemoOptions& options) {
     }
   } stop_and_join{gateway, loop};
 
-  asio::io_context io;
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   std::atomic<bool> interrupted{false};
-  signals.async_wait([&interrupted](const std::error_code& ec, int) {
-    if (!ec) interrupted.store(true);
-  });
-  std::thread signal_thread([&io] { io.run(); });
-  struct Join {
-    asio::io_context& io;
-    std::thread& t;
-    ~Join() {
-      io.stop();
-      t.join();
-    }
-  } join{io, signal_thread};
+  StopSignals signals([&interrupted](int) { interrupted.store(true); });
 
   auto deadline = Steady::now() + std::chrono::seconds(120);
   while (!gateway.not_ready_reason().empty()) {

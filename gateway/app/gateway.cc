@@ -169,7 +169,7 @@ void Gateway::start() {
 void Gateway::run() {
   auto commit_every = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(config_.kafka().commit_interval()));
   auto last_commit = std::chrono::steady_clock::now();
-  auto last_lag_update = last_commit;
+  auto last_gauges = last_commit;
   while (!stop_.load()) {
     ledger_->trim();
     auto wait = std::chrono::milliseconds(200);
@@ -188,15 +188,15 @@ void Gateway::run() {
       handle(*record);
     }
     transfers_->run_once(on_the_wire ? std::min(wait, std::chrono::milliseconds(5)) : std::chrono::milliseconds(0));
-    open_caught_up_gates();
     evaluate_pending();
     fire_due();
     persist();
     answer_queries();
     producer_->poll();
-    if (std::chrono::steady_clock::now() - last_lag_update >= std::chrono::seconds(1)) {
-      update_lag_gauges();
-      last_lag_update = std::chrono::steady_clock::now();
+    // Gauges that need a look at the consumer or the store, once a second rather than per turn.
+    if (std::chrono::steady_clock::now() - last_gauges >= std::chrono::seconds(1)) {
+      update_gauges();
+      last_gauges = std::chrono::steady_clock::now();
     }
     if (dirty_ && std::chrono::steady_clock::now() - last_commit >= commit_every) {
       commit();
@@ -374,11 +374,6 @@ void Gateway::commit() {
     dirty_ = false;
     metrics_.commits.fetch_add(1, std::memory_order_relaxed);
   }
-  std::size_t backlog = 0;
-  for (const auto& [partition, owned] : owned_) backlog += ledger_->count_due(partition, clock_->now(), 10'000);
-  metrics_.scheduled_timelines.store(backlog, std::memory_order_relaxed);
-  metrics_.store_bytes.store(store_->size_on_disk(), std::memory_order_relaxed);
-  metrics_.timelines_cached.store(ledger_->cached(), std::memory_order_relaxed);
 }
 
 void Gateway::persist(bool send) {
@@ -386,7 +381,9 @@ void Gateway::persist(bool send) {
     for (auto& [adapter, outgoing] : ready_to_send_) {
       auto it = in_flight_.find(outgoing.message.reminder_id);
       if (it != in_flight_.end()) {
+        // Never left: looked at again first thing by whoever owns the timeline next.
         ledger_->release(it->first, it->second.partition);
+        ledger_->schedule(it->second.key, clock_->now());
         in_flight_.erase(it);
       }
     }
@@ -491,15 +488,6 @@ std::string Gateway::not_ready_reason() const {
   return {};
 }
 
-void Gateway::open_caught_up_gates() {
-  // A partition whose last offsets are transaction markers (a transactional producer's commit or
-  // abort) has no record at catch_up_end - 1 to open its gate: the consumer's position tells.
-  for (auto& [partition, owned] : owned_) {
-    if (owned.gate_open) continue;
-    if (consumer_->position(config_.kafka().input_topic(), partition) >= owned.catch_up_end) open_gate(partition);
-  }
-}
-
 void Gateway::open_gate(int32_t partition) {
   auto it = owned_.find(partition);
   if (it == owned_.end() || it->second.gate_open) return;
@@ -565,13 +553,18 @@ void Gateway::on_revoked(const std::vector<int32_t>& partitions) {
   update_partition_gauges();
 }
 
-void Gateway::update_lag_gauges() {
+void Gateway::update_gauges() {
   metrics_.consumer_lag.clear();
+  std::size_t backlog = 0;
   for (const auto& [partition, owned] : owned_) {
     if (auto lag = consumer_->lag(config_.kafka().input_topic(), partition)) {
       metrics_.consumer_lag.set({std::to_string(partition)}, static_cast<double>(*lag));
     }
+    backlog += ledger_->count_due(partition, clock_->now(), 10'000);
   }
+  metrics_.scheduled_timelines.store(backlog, std::memory_order_relaxed);
+  metrics_.store_bytes.store(store_->size_on_disk(), std::memory_order_relaxed);
+  metrics_.timelines_cached.store(ledger_->cached(), std::memory_order_relaxed);
 }
 
 void Gateway::update_partition_gauges() {
@@ -1082,6 +1075,7 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
   metrics_.sends.add({channel, provider, result_name(result.kind)});
   if (result.provider_latency.count() > 0) metrics_.provider_latency.observe({channel, provider}, result.provider_latency);
   if (result.waited_for_rate_limit) metrics_.rate_limit_waits.add({channel, provider});
+  if (result.attempts > 1) metrics_.provider_retries.add({channel, provider}, result.attempts - 1);
   switch (result.kind) {
     case Kind::kAccepted: {
       finish_outbox(decision.reminder_id, f.partition, key, outbox::ReminderState::kAccepted);

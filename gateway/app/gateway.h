@@ -142,7 +142,7 @@ class Gateway {
   bool begin_outbox(const std::string& reminder_id, int32_t partition, const std::string& key);
   void finish_outbox(const std::string& reminder_id, int32_t partition, const std::string& key,
                      outbox::ReminderState state);
-  void update_lag_gauges();
+  void update_gauges();
 
   // Partitions: state restored on assignment, sends settled and state written on revocation.
   void on_assigned(const std::vector<int32_t>& partitions);
@@ -150,7 +150,6 @@ class Gateway {
   void on_revoked(const std::vector<int32_t>& partitions);
   void restore_partition(int32_t partition);
   void open_gate(int32_t partition);
-  void open_caught_up_gates();
   bool owns(int32_t partition) const;
   void update_partition_gauges();
   // The state commit point: writes every change to the store and the changelog, then hands

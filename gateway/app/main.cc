@@ -2,8 +2,6 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,6 +12,7 @@
 #include "app/gateway.h"
 #include "app/http_server.h"
 #include "app/preview.h"
+#include "app/stop_signals.h"
 #include "common/dates.h"
 #include "common/link_token.h"
 #include "common/logging.h"
@@ -101,23 +100,10 @@ int run(const std::string& config_path, const ClockFlags& clock_flags) {
   relance::app::Gateway gateway(loaded.config, env, make_clock(loaded.config.clock()));
 
   // Signals are turned into a stop request; the gateway then drains and commits before exiting.
-  asio::io_context io;
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&gateway](const std::error_code& ec, int signo) {
-    if (!ec) {
-      spdlog::info("signal {} received", signo);
-      gateway.request_stop();
-    }
+  relance::app::StopSignals signals([&gateway](int signo) {
+    spdlog::info("signal {} received", signo);
+    gateway.request_stop();
   });
-  std::thread signal_thread([&io] { io.run(); });
-  struct Join {
-    asio::io_context& io;
-    std::thread& t;
-    ~Join() {
-      io.stop();
-      t.join();
-    }
-  } join{io, signal_thread};
 
   if (const auto& name = loaded.config.http().link_secret_env(); !name.empty()) {
     relance::set_link_secret(relance::config::lookup(env, name));

@@ -154,7 +154,7 @@ std::string Metrics::prometheus_text() const {
   gauge("relance_store_bytes", "Size of the local state store (SST files and memtables).", store_bytes);
   gauge("relance_timelines_cached", "Timelines held decoded in memory.", timelines_cached);
   for (const auto* family :
-       {&events_rejected, &decisions, &sends, &delivery_statuses, &rate_limit_waits, &outbox_records,
+       {&events_rejected, &decisions, &sends, &delivery_statuses, &rate_limit_waits, &provider_retries, &outbox_records,
         &payments_after_reminders, &consumer_lag}) {
     family->write(out);
   }

@@ -108,6 +108,11 @@ struct Metrics {
                                   "Messages that waited in the gateway for a sender's rate limit.",
                                   LabelledFamily::Type::kCounter,
                                   {"channel", "provider"}};
+  LabelledFamily provider_retries{"relance_provider_retries_total",
+                                  "Requests an adapter sent again after a retriable answer (429, refused connection, "
+                                  "5xx with an empty look-up), by channel and provider.",
+                                  LabelledFamily::Type::kCounter,
+                                  {"channel", "provider"}};
   LabelledFamily outbox_records{"relance_outbox_records_total",
                                 "Reminder ids recorded in the outbox, by the state written (sending, accepted, "
                                 "failed, unknown, suppressed).",

@@ -13,6 +13,7 @@
 
 #include "channels/channel_registry.h"
 #include "common/dates.h"
+#include "common/json_text.h"
 #include "decode/event_decoder.h"
 #include "ledger/ledger.h"
 #include "rules/reminder_rules.h"
@@ -174,30 +175,6 @@ void add_action(google::protobuf::RepeatedPtrField<v1::PlannedAction>& actions, 
   for (const auto& line : d.explanation) out->add_explanation(line);
 }
 
-void json_escape(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-}
-
 }  // namespace
 
 Result<v1::PreviewResult> preview(const v1::Config& config, std::string_view json_lines, std::optional<Instant> from,
@@ -286,9 +263,9 @@ std::string preview_json(const v1::PreviewResult& result) {
 
 std::string preview_error_json(const Error& error, int line) {
   std::string out = "{\"error\": \"";
-  json_escape(out, error.message);
+  append_json_escaped(out, error.message);
   out += "\", \"code\": \"";
-  json_escape(out, error.code);
+  append_json_escaped(out, error.code);
   out += "\"";
   if (line > 0) out += ", \"line\": " + std::to_string(line);
   out += "}\n";

@@ -12,6 +12,8 @@
 #include <ctime>
 #include <memory>
 
+#include "common/json_text.h"
+
 namespace relance {
 
 namespace {
@@ -28,36 +30,6 @@ bool is_domain_char(char c) {
   return std::isalnum(u) != 0 || c == '.' || c == '-';
 }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-void append_json_escaped(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buffer;
-        } else {
-          out += c;
-        }
-    }
-  }
-}
 
 // One JSON object per line; the message masked, then escaped.
 class JsonFormatter final : public spdlog::formatter {

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <fstream>
+#include <optional>
 
 #include "relance/v1/timeline.pb.h"
 #include "support/admin_client.h"
@@ -184,12 +186,63 @@ TEST_F(TimelineApiTest, MetricsMoveOnARealFlow) {
   EXPECT_EQ(admin.metric(R"(relance_consumer_lag{partition="0"})").value_or(-1), 0);
 }
 
-// An input partition that ends with a transaction marker (a billing service producing with
-// transactions) has no record at its last offset: the gateway still catches up, turns ready and
-// sends what the transaction's records asked for.
-TEST_F(TimelineApiTest, ReadyOnlyOnceCaughtUpEvenPastATransactionMarker) {
-  auto spec = overdue_invoice("txn");
-  produce_in_transaction(bootstrap_, topics_.input, {{spec.customer_id, serialize(invoice_issued(spec))}}, true);
+// Timelines that fell due while the partition caught up wait in the schedule and leave at the
+// catch-up pace: the scheduler's backlog gauge rises, then drains to zero as the mails go out.
+TEST_F(TimelineApiTest, TheSchedulerBacklogGaugeRisesAndDrains) {
+  std::ofstream(work_ / "relance.yaml", std::ios::app) << "scheduler:\n  catch_up:\n    max_per_second: 2\n";
+  std::vector<InvoiceSpec> specs;
+  for (int i = 0; i < 10; ++i) {
+    specs.push_back(overdue_invoice("backlog" + std::to_string(i)));
+    produce(bootstrap_, topics_.input, specs.back().customer_id, serialize(invoice_issued(specs.back())));
+  }
+  start_gateway();
+  AdminClient admin(http_port_, kAdminToken);
+  double highest = 0;
+  EXPECT_TRUE(eventually(60s, [&] {
+    highest = std::max(highest, admin.metric("relance_scheduled_timelines").value_or(0));
+    return highest >= 3;
+  })) << "highest backlog seen: " << highest << "\n" << log_tail();
+  for (const auto& spec : specs) {
+    EXPECT_TRUE(eventually(60s, [&] { return !mails_to(rig_["MAILDIR"], spec.email).empty(); })) << spec.email;
+  }
+  EXPECT_TRUE(eventually(10s, [&] { return admin.metric("relance_scheduled_timelines") == 0.0; }));
+  EXPECT_GT(admin.metric("relance_store_bytes").value_or(0), 0);
+}
+
+// The lag gauge's source on the real broker: log end offset from the last fetch minus the
+// consumer's position.
+TEST_F(TimelineApiTest, ConsumerLagCountsTheRecordsNotReadYet) {
+  for (int i = 0; i < 50; ++i) produce(bootstrap_, topics_.input, "k", "v" + std::to_string(i));
+  kafka::Consumer consumer({{"bootstrap.servers", bootstrap_}, {"group.id", "lag-" + topics_.suffix}}, {});
+  consumer.subscribe({topics_.input});
+  std::optional<kafka::Record> first;
+  ASSERT_TRUE(eventually(30s, [&] {
+    first = consumer.poll(100ms);
+    return first.has_value();
+  }));
+  std::optional<int64_t> lag;
+  ASSERT_TRUE(eventually(10s, [&] {
+    lag = consumer.lag(topics_.input, first->partition());
+    return lag.has_value();
+  }));
+  EXPECT_EQ(*lag, 49);
+  int read = 1;
+  ASSERT_TRUE(eventually(30s, [&] {
+    while (consumer.poll(50ms)) ++read;
+    return read == 50;
+  })) << read << " of 50 read";
+  EXPECT_EQ(consumer.lag(topics_.input, first->partition()), 0);
+}
+
+// Readiness waits for the group's assignment and the catch-up of the input; every refusal says
+// what it waits for, and once ready the events published before the start are acted on.
+TEST_F(TimelineApiTest, ReadyOnlyOnceAssignedAndCaughtUp) {
+  auto spec = overdue_invoice("ready");
+  for (int i = 0; i < 50; ++i) {
+    auto other = overdue_invoice("ready-" + std::to_string(i));
+    produce(bootstrap_, topics_.input, other.customer_id, serialize(invoice_issued(other)));
+  }
+  produce(bootstrap_, topics_.input, spec.customer_id, serialize(invoice_issued(spec)));
 
   start_gateway();
   AdminClient admin(http_port_, kAdminToken);

@@ -323,6 +323,11 @@ TEST_F(TwilioFlowTest, AnOutageOfThrottlingThenServerErrorsLosesNothingAndSendsN
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].status(), v1::SENT);
   EXPECT_EQ(events[0].provider_message_id(), messages[0].sid);
+  // The adapter retried twice itself (429, then 503 with an empty look-up); the gateway saw one
+  // acceptance.
+  AdminClient admin(http_port_, kAdminToken);
+  EXPECT_EQ(admin.metric_sum(R"(relance_provider_retries_total{channel="SMS",provider="twilio"})"), 2);
+  EXPECT_EQ(admin.metric_sum(R"(relance_sends_total{channel="SMS",provider="twilio",result="accepted"})"), 1);
 }
 
 TEST_F(TwilioFlowTest, ATimeoutAfterTheProviderCreatedTheMessageIsReconciledWithoutADuplicate) {

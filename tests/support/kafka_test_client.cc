@@ -49,37 +49,6 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
   if (!producer.flush(std::chrono::seconds(30))) throw std::runtime_error("test record not acknowledged");
 }
 
-void produce_in_transaction(const std::string& bootstrap, const std::string& topic,
-                            const std::vector<std::pair<std::string, std::string>>& records, bool commit) {
-  auto conf = kafka::make_conf({{"bootstrap.servers", bootstrap}, {"transactional.id", "relance-test-" + topic}});
-  char err[512];
-  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
-  if (!rk) throw std::runtime_error(err);
-  conf.release();
-  auto check = [](rd_kafka_error_t* error, const char* what) {
-    if (error == nullptr) return;
-    std::string message = std::string(what) + ": " + rd_kafka_error_string(error);
-    rd_kafka_error_destroy(error);
-    throw std::runtime_error(message);
-  };
-  check(rd_kafka_init_transactions(rk.get(), 30'000), "init_transactions");
-  check(rd_kafka_begin_transaction(rk.get()), "begin_transaction");
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-  for (const auto& [key, value] : records) {
-    if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, const_cast<char*>(value.data()), value.size(),
-                         key.data(), key.size(), nullptr) != 0) {
-      rd_kafka_topic_destroy(rkt);
-      throw std::runtime_error(std::string("produce: ") + rd_kafka_err2str(rd_kafka_last_error()));
-    }
-  }
-  rd_kafka_topic_destroy(rkt);
-  if (commit) {
-    check(rd_kafka_commit_transaction(rk.get(), 30'000), "commit_transaction");
-  } else {
-    check(rd_kafka_abort_transaction(rk.get(), 30'000), "abort_transaction");
-  }
-}
-
 std::vector<ConsumedRecord> read_topic(const std::string& bootstrap, const std::string& topic, std::size_t at_least,
                                        std::chrono::milliseconds timeout, std::chrono::milliseconds settle) {
   auto conf = kafka::make_conf({{"bootstrap.servers", bootstrap},

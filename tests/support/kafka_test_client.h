@@ -26,12 +26,6 @@ void create_topics(const std::string& bootstrap, const std::vector<std::string>&
 void produce(const std::string& bootstrap, const std::string& topic, const std::string& key, const std::string& value,
              const kafka::Headers& headers = {});
 
-// Produces records in one transaction, as a billing service with exactly-once output would, and
-// commits or aborts it. Either way the partition then ends with a transaction marker, an offset
-// no consumer ever sees as a record.
-void produce_in_transaction(const std::string& bootstrap, const std::string& topic,
-                            const std::vector<std::pair<std::string, std::string>>& records, bool commit);
-
 // Reads a topic from the beginning (no consumer group commits) until `at_least` records have
 // arrived or `timeout` passes, then keeps reading for `settle` to catch unexpected extras.
 std::vector<ConsumedRecord> read_topic(const std::string& bootstrap, const std::string& topic, std::size_t at_least,
