@@ -784,6 +784,11 @@ void Gateway::record(const rules::Decision& decision, const std::string& key, co
   action.opted_out = options.opted_out;
   action.awaiting_confirmation = options.awaiting_confirmation;
   action.provider_message_id = options.provider_message_id;
+  if (options.contacted) {
+    action.explanation = decision.explanation;
+    action.subject = options.subject;
+    action.text = options.text.substr(0, ledger::kTrailTextLimit);
+  }
   ledger_->record(key, action);
   if (decision.kind == rules::ActionKind::kEscalation && options.contacted) {
     const auto& ledger = *ledger_->find(key);
@@ -960,7 +965,9 @@ void Gateway::execute(const rules::Decision& decision, const ledger::CustomerLed
                                               rendered->template_variant,
                                               adapter->confirms_delivery(),
                                               mark_when_leaving,
-                                              std::chrono::steady_clock::now()};
+                                              std::chrono::steady_clock::now(),
+                                              rendered->subject,
+                                              rendered->text.substr(0, ledger::kTrailTextLimit)};
   metrics_.sends_in_flight.store(in_flight_.size(), std::memory_order_relaxed);
   channels::Outgoing outgoing;
   outgoing.message = std::move(rendered.value());
@@ -1084,6 +1091,8 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
       RecordOptions options;
       options.contacted = true;
       options.template_variant = f.template_variant;
+      options.subject = f.subject;
+      options.text = f.text;
       options.provider_message_id = result.provider_message_id;
       options.awaiting_confirmation = f.confirms_delivery && confirm_within_ > Duration::zero();
       record(decision, key, options);
@@ -1137,6 +1146,8 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
       RecordOptions options;
       options.contacted = true;
       options.template_variant = f.template_variant;
+      options.subject = f.subject;
+      options.text = f.text;
       record(decision, key, options);
       break;
     }

@@ -99,6 +99,9 @@ class Gateway {
     bool mark_when_leaving = false;
     // When the message was handed to its adapter (the send-wait histogram).
     std::chrono::steady_clock::time_point handed_at{};
+    // What the customer receives, for the written trail.
+    std::string subject;
+    std::string text;
   };
   // Carries out one decision: suppressions and render failures at once, sends through the
   // channel's adapter, whose answer comes to settle() (possibly before execute returns).
@@ -121,6 +124,8 @@ class Gateway {
     bool awaiting_confirmation = false;
     std::string template_variant;
     std::string provider_message_id;
+    std::string subject;
+    std::string text;
   };
   void record(const rules::Decision& decision, const std::string& key, const RecordOptions& options);
   // Reminders whose delivery was never confirmed in time fall back; returns the next deadline.

@@ -86,6 +86,9 @@ v1::CustomerTimeline timeline_view(const ledger::CustomerLedger& ledger, const r
     message->set_awaiting_confirmation(reminder->awaiting_confirmation);
     message->set_fell_back(reminder->fell_back);
     message->set_call_outcome(reminder->call_outcome);
+    for (const auto& line : reminder->explanation) message->add_explanation(line);
+    message->set_subject(reminder->subject);
+    message->set_text(reminder->text);
   }
   for (auto channel : ledger.opted_out) out.add_opted_out(channel);
   for (auto channel : ledger.failed_channels) out.add_failed_channels(channel);

@@ -89,7 +89,13 @@ struct ActionRecord {
   std::string provider_message_id;
   // The provider will report delivery; without a report the reminder may fall back.
   bool awaiting_confirmation = false;
+  // For the written trail (set by the gateway, not by simulations): why the decision was made,
+  // and what the customer received (subject and text part, cut at kTrailTextLimit bytes).
+  std::vector<std::string> explanation;
+  std::string subject;
+  std::string text;
 };
+inline constexpr std::size_t kTrailTextLimit = 2048;
 
 // A message handed to a provider, kept while its invoices are open so that delivery reports,
 // fallbacks and call outcomes can refer to it.
@@ -111,6 +117,10 @@ struct SentReminder {
   // For a call task: the outcome support recorded ("reached", "promise_to_pay", ...); empty
   // while the task is open.
   std::string call_outcome;
+  // The written trail: the decision's reasons and what was sent (see ActionRecord).
+  std::vector<std::string> explanation;
+  std::string subject;
+  std::string text;
 };
 
 // One reminder timeline: everything the rules need to decide, keyed by the timeline key (the

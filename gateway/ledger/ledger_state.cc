@@ -322,6 +322,9 @@ void apply_action(CustomerLedger& c, const ActionRecord& action) {
     sent->sent_at = action.at;
     sent->awaiting_confirmation = action.awaiting_confirmation;
     sent->provider_message_id = action.provider_message_id;
+    sent->explanation = action.explanation;
+    sent->subject = action.subject;
+    sent->text = action.text;
   }
   for (const auto& [subject, stage] : action.subjects) {
     auto [it, inserted] = c.last_stage.emplace(subject, stage);

@@ -125,6 +125,9 @@ void write_reminder(const std::string& key, const SentReminder& from, TimelineSn
   to.set_fell_back(from.fell_back);
   to.set_provider_message_id(from.provider_message_id);
   to.set_call_outcome(from.call_outcome);
+  for (const auto& line : from.explanation) to.add_explanation(line);
+  to.set_subject(from.subject);
+  to.set_text(from.text);
 }
 
 // Reading moves strings out of the parsed message: it is cleared by the next parse anyway.
@@ -207,6 +210,10 @@ bool read_reminder(TimelineSnapshot::SentReminder& from, SentReminder& to) {
   to.fell_back = from.fell_back();
   to.provider_message_id = take(from.mutable_provider_message_id());
   to.call_outcome = take(from.mutable_call_outcome());
+  to.explanation.reserve(static_cast<std::size_t>(from.explanation_size()));
+  for (auto& line : *from.mutable_explanation()) to.explanation.push_back(std::move(line));
+  to.subject = take(from.mutable_subject());
+  to.text = take(from.mutable_text());
   return true;
 }
 

@@ -34,6 +34,8 @@ try {
   expect(statuses.every((s) => s.length > 0), "an empty delivery status");
   const reasons = await page.$$eval('[data-testid="explanation"] li', (els) => els.map((e) => e.textContent));
   expect(reasons.length > 0, "no explanation for what comes next");
+  const sentReasons = await page.$$eval('[data-testid="sent-explanation"] li', (els) => els.length);
+  expect(sentReasons > 0, "no explanation for the messages already sent");
   await page.screenshot({ path: join(artifacts, "console-timeline.png"), fullPage: true });
   console.log(`timeline: ${statuses.length} messages (${[...new Set(statuses)].join(", ")}), ${reasons.length} reasons, e.g. "${reasons[0]}"`);
 

@@ -143,6 +143,10 @@ TEST_F(TimelineApiTest, ShowsInvoicesMessagesStatusesAndTheNextActionWithItsReas
   EXPECT_EQ(message.stage(), "first_reminder");
   EXPECT_EQ(message.status(), v1::SENT);
   EXPECT_FALSE(message.reminder_id().empty());
+  // The written trail: why, and what the customer received.
+  EXPECT_FALSE(message.explanation().empty());
+  EXPECT_FALSE(message.subject().empty());
+  EXPECT_NE(message.text().find(spec.number), std::string::npos) << message.text();
   EXPECT_FALSE(t.next_action_at().empty());
   // What comes next if nothing happens: the later stages, each with its reasons.
   ASSERT_GE(t.upcoming_size(), 1) << t.DebugString();

@@ -128,6 +128,9 @@ CustomerLedger full_ledger() {
   sms.awaiting_confirmation = true;
   sms.fell_back = true;
   sms.provider_message_id = "SM123";
+  sms.explanation = {"stage=second_reminder (due+10d)", "SMS chosen"};
+  sms.subject = "";
+  sms.text = "Relance : la facture F-1 de 120,00 € reste due. Réglez-la sur https://pay.example/1";
   auto& call = l.reminders["task_b"];
   call.stage_key = "stage_b";
   call.channel = v1::CALL_TASK;
@@ -138,6 +141,8 @@ CustomerLedger full_ledger() {
   call.tone = v1::FINAL;
   call.sent_at = at(1'790'400'000);
   call.status = v1::OUTCOME_UNKNOWN;
+  call.call_outcome = "promise_to_pay";
+  call.subject = "Call Jeanne Martin";
 
   l.stage_failed_channels = {{"stage_a", {v1::EMAIL, v1::WHATSAPP}}, {"stage_b", {v1::SMS}}};
   l.partition = 7;
@@ -222,6 +227,10 @@ void compare_reminder(const SentReminder& a, const SentReminder& b, const std::s
   compare(a.awaiting_confirmation, b.awaiting_confirmation, n + ".awaiting_confirmation", out);
   compare(a.fell_back, b.fell_back, n + ".fell_back", out);
   compare(a.provider_message_id, b.provider_message_id, n + ".provider_message_id", out);
+  compare(a.call_outcome, b.call_outcome, n + ".call_outcome", out);
+  compare(a.explanation, b.explanation, n + ".explanation", out);
+  compare(a.subject, b.subject, n + ".subject", out);
+  compare(a.text, b.text, n + ".text", out);
 }
 
 Differences differences(const CustomerLedger& a, const CustomerLedger& b) {
@@ -397,6 +406,10 @@ TEST(Snapshot, EveryFieldIsCarried) {
       {"reminder.awaiting_confirmation", [](auto& l) { l.reminders["rem_a"].awaiting_confirmation = false; }},
       {"reminder.fell_back", [](auto& l) { l.reminders["rem_a"].fell_back = false; }},
       {"reminder.provider_message_id", [](auto& l) { l.reminders["rem_a"].provider_message_id = "SM124"; }},
+      {"reminder.call_outcome", [](auto& l) { l.reminders["task_b"].call_outcome = "dispute"; }},
+      {"reminder.explanation", [](auto& l) { l.reminders["rem_a"].explanation.push_back("moved by quiet hours"); }},
+      {"reminder.subject", [](auto& l) { l.reminders["task_b"].subject = "Call back"; }},
+      {"reminder.text", [](auto& l) { l.reminders["rem_a"].text += "."; }},
       {"stage_failed_channels", [](auto& l) { l.stage_failed_channels["stage_b"].insert(v1::CALL_TASK); }},
       {"partition", [](auto& l) { l.partition = 8; }},
       {"applied_offset", [](auto& l) { l.applied_offset = 123'456'789'013; }},
