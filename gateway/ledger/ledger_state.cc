@@ -1,37 +1,18 @@
-#include <phonenumbers/phonenumberutil.h>
-
 #include <algorithm>
 #include <cctype>
 
 #include "common/dates.h"
 #include "ledger/ledger.h"
+#include "ledger/phone_check.h"
 
 namespace relance::ledger {
 
 namespace v1 = relance::v1;
-using i18n::phonenumbers::PhoneNumber;
-using i18n::phonenumbers::PhoneNumberUtil;
 
 namespace {
 
 // Contacts older than the longest cap window no longer matter.
 constexpr auto kContactMemory = std::chrono::hours(24 * 8);
-
-struct PhoneCheck {
-  bool valid = false;
-  bool mobile = false;
-};
-
-PhoneCheck check_phone(const std::string& number, const std::string& country) {
-  if (number.empty()) return {};
-  const auto* util = PhoneNumberUtil::GetInstance();
-  PhoneNumber parsed;
-  auto region = country.empty() ? std::string("ZZ") : country;
-  if (util->Parse(number, region, &parsed) != PhoneNumberUtil::NO_PARSING_ERROR) return {};
-  if (!util->IsValidNumber(parsed)) return {};
-  auto type = util->GetNumberType(parsed);
-  return {true, type == PhoneNumberUtil::MOBILE || type == PhoneNumberUtil::FIXED_LINE_OR_MOBILE};
-}
 
 void mark_late(CustomerLedger& ledger, const std::string& invoice_id, const std::string& day) {
   ledger.late_invoices.emplace(invoice_id, day);

@@ -1,0 +1,74 @@
+#include "ledger/phone_check.h"
+
+#include <gtest/gtest.h>
+#include <phonenumbers/phonenumberutil.h>
+
+#include <set>
+#include <string>
+
+namespace relance::ledger {
+namespace {
+
+using i18n::phonenumbers::PhoneNumber;
+using i18n::phonenumbers::PhoneNumberUtil;
+
+// The E.164 shortcut must answer exactly as libphonenumber's parser for every region's example
+// numbers of every type (and for those numbers with a digit more or less, which are mostly
+// invalid), whatever the customer's country.
+TEST(PhoneCheck, TheE164ShortcutAnswersAsTheFullParserForEveryRegionsExamples) {
+  const auto* util = PhoneNumberUtil::GetInstance();
+  std::set<std::string> regions;
+  util->GetSupportedRegions(&regions);
+  const PhoneNumberUtil::PhoneNumberType types[] = {
+      PhoneNumberUtil::FIXED_LINE, PhoneNumberUtil::MOBILE,    PhoneNumberUtil::TOLL_FREE,
+      PhoneNumberUtil::PREMIUM_RATE, PhoneNumberUtil::VOIP,    PhoneNumberUtil::PERSONAL_NUMBER,
+      PhoneNumberUtil::PAGER,      PhoneNumberUtil::UAN,       PhoneNumberUtil::VOICEMAIL,
+      PhoneNumberUtil::SHARED_COST};
+  int compared = 0, valid = 0, mobile = 0;
+  for (const auto& region : regions) {
+    for (auto type : types) {
+      PhoneNumber example;
+      if (!util->GetExampleNumberForType(region, type, &example)) continue;
+      std::string e164;
+      util->Format(example, PhoneNumberUtil::E164, &e164);
+      for (const auto& number : {e164, e164 + "5", e164.substr(0, e164.size() - 1)}) {
+        for (const std::string& country : {std::string(), region, std::string("FR")}) {
+          auto fast = check_phone(number, country);
+          auto full = check_phone_uncached(number, country);
+          ASSERT_EQ(fast.valid, full.valid) << number << " for " << country;
+          ASSERT_EQ(fast.mobile, full.mobile) << number << " for " << country;
+          ++compared;
+          valid += full.valid;
+          mobile += full.mobile;
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 3000);
+  EXPECT_GT(valid, 1000);
+  EXPECT_GT(mobile, 300);
+}
+
+TEST(PhoneCheck, NationalFormatsAndNoiseGoThroughTheParser) {
+  EXPECT_TRUE(check_phone("06 12 34 56 78", "FR").mobile);
+  EXPECT_TRUE(check_phone("+33 6 12 34 56 78", "").mobile);
+  EXPECT_TRUE(check_phone("+33612345678", "").mobile);
+  EXPECT_TRUE(check_phone("+33145678901", "FR").valid);
+  EXPECT_FALSE(check_phone("+33145678901", "FR").mobile);
+  EXPECT_TRUE(check_phone("+390612345678", "IT").valid);  // Rome: the leading zero stays
+  EXPECT_FALSE(check_phone("+3361234", "FR").valid);
+  EXPECT_FALSE(check_phone("not a number", "FR").valid);
+  EXPECT_FALSE(check_phone("", "FR").valid);
+  EXPECT_FALSE(check_phone("+0612345678", "").valid);
+}
+
+TEST(PhoneCheck, RepeatedAnswersComeFromTheCacheUnchanged) {
+  for (int i = 0; i < 3; ++i) {
+    auto check = check_phone("+447400123456", "GB");
+    EXPECT_TRUE(check.valid);
+    EXPECT_TRUE(check.mobile);
+  }
+}
+
+}  // namespace
+}  // namespace relance::ledger
