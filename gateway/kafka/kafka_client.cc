@@ -1,6 +1,9 @@
 #include "kafka/kafka_client.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include <librdkafka/rdkafka_mock.h>
@@ -70,11 +73,40 @@ Producer::Producer(const Properties& properties) {
 }
 
 Producer::~Producer() {
+  stopping_ = true;
+  if (reports_.joinable()) reports_.join();
   if (rk_) rd_kafka_flush(rk_.get(), 10'000);
 }
 
+namespace {
+
+// What a caller of produce_acknowledged waits for; shared with the delivery report, which may
+// come after the caller gave up.
+struct Acknowledgement {
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  bool ok = false;
+};
+using AcknowledgementPtr = std::shared_ptr<Acknowledgement>;
+
+}  // namespace
+
 void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
   auto* self = static_cast<Producer*>(opaque);
+  if (msg->_private != nullptr) {
+    std::unique_ptr<AcknowledgementPtr> ack(static_cast<AcknowledgementPtr*>(msg->_private));
+    const bool ok = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!ok) spdlog::error("kafka delivery to {} failed: {}", rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+    {
+      std::lock_guard lock((*ack)->mutex);
+      (*ack)->done = true;
+      (*ack)->ok = ok;
+    }
+    (*ack)->done_cv.notify_all();
+    if (ok && self->delivered_) self->delivered_(*msg);
+    return;
+  }
   if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++self->failed_;
     self->last_error_ = rd_kafka_err2str(msg->err);
@@ -121,11 +153,51 @@ int Producer::partition_count(const std::string& topic, std::chrono::millisecond
   return 0;
 }
 
-void Producer::produce(const std::string& topic, std::string_view key, std::string_view value, const Headers& headers) {
+rd_kafka_headers_t* Producer::make_headers(const Headers& headers) {
   rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
   for (const auto& [name, v] : headers) {
     rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()), v.data(), static_cast<ssize_t>(v.size()));
   }
+  return hdrs;
+}
+
+bool Producer::produce_acknowledged(const std::string& topic, std::string_view key, std::string_view value,
+                                   const Headers& headers, std::chrono::milliseconds timeout) {
+  std::call_once(reports_started_, [this] {
+    reports_ = std::thread([this] {
+      while (!stopping_) rd_kafka_poll(rk_.get(), 100);
+    });
+  });
+  auto ack = std::make_shared<Acknowledgement>();
+  auto* holder = new AcknowledgementPtr(ack);
+  rd_kafka_headers_t* hdrs = make_headers(headers);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+    auto err = rd_kafka_producev(
+        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(holder), RD_KAFKA_V_END);
+#pragma GCC diagnostic pop
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // the headers and the holder belong to the record now
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
+      // Back-pressure: the reports thread makes room as acknowledgements come in.
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    rd_kafka_headers_destroy(hdrs);
+    delete holder;
+    spdlog::error("produce to {}: {}", topic, rd_kafka_err2str(err));
+    return false;
+  }
+  std::unique_lock lock(ack->mutex);
+  ack->done_cv.wait_until(lock, deadline, [&] { return ack->done; });
+  return ack->done && ack->ok;
+}
+
+void Producer::produce(const std::string& topic, std::string_view key, std::string_view value, const Headers& headers) {
+  rd_kafka_headers_t* hdrs = make_headers(headers);
   for (;;) {
     // librdkafka's RD_KAFKA_V_* macros expand to C casts.
 #pragma GCC diagnostic push

@@ -3,14 +3,17 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -77,6 +80,13 @@ class Producer {
   // Waits until every record produced so far is acknowledged; false on timeout or if any
   // record failed since the last call.
   bool flush(std::chrono::milliseconds timeout);
+  // Produces one record and waits for its own acknowledgement only: many threads may wait at
+  // once and librdkafka batches their records, where produce() + flush() would make each
+  // caller wait for everyone's. False when the broker refused it or did not answer in time (the
+  // record may still be written later). The first call starts a thread that serves delivery
+  // reports, so a producer used this way calls the delivered() hook on that thread.
+  bool produce_acknowledged(const std::string& topic, std::string_view key, std::string_view value,
+                            const Headers& headers, std::chrono::milliseconds timeout);
   void poll() { rd_kafka_poll(rk_.get(), 0); }
   rd_kafka_t* handle() const { return rk_.get(); }
 
@@ -87,7 +97,11 @@ class Producer {
 
  private:
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+  rd_kafka_headers_t* make_headers(const Headers& headers);
   HandlePtr rk_;
+  std::once_flag reports_started_;
+  std::atomic<bool> stopping_{false};
+  std::thread reports_;
   std::size_t failed_ = 0;
   std::string last_error_;
   DeliveryHook delivered_;
