@@ -13,15 +13,21 @@ build_packages=(
 # What the test rig needs beside the compiler: a Kafka client for scripts, an SMTP server,
 # Java and Maven for the broker, Node for the Twilio contract mock (Prism, installed by the
 # rig itself through npm), wrk for the HTTP benchmark, and Chromium (with a font) for the
-# console's browser test, driven by playwright-core from npm.
-test_packages=(kcat python3-aiosmtpd default-jre-headless maven curl ca-certificates wrk chromium fonts-liberation)
+# console's browser test, driven by playwright-core from npm. clang with its runtime libraries
+# (libclang_rt.fuzzer, asan, ubsan) builds the fuzz targets (tests/fuzz/run.sh).
+test_packages=(kcat python3-aiosmtpd default-jre-headless maven curl ca-certificates wrk chromium fonts-liberation
+  clang libclang-rt-14-dev)
+# The benchmark suite (tests/bench/run.sh) adds nginx, the HTTP ceiling beside the gateway's
+# own server; it is only started by the suite, on a port of its own.
+bench_packages=(nginx-light)
 # Only when no npm is on PATH: a Node installed another way (nvm, NodeSource) must not be
 # shadowed by or conflict with Debian's.
 node_packages=(nodejs npm)
 
 want=("${build_packages[@]}")
-if [[ "${1:-}" == "--with-test-tools" ]]; then
+if [[ "${1:-}" == "--with-test-tools" || "${1:-}" == "--with-bench-tools" ]]; then
   want+=("${test_packages[@]}")
+  [[ "${1:-}" == "--with-bench-tools" ]] && want+=("${bench_packages[@]}")
   if ! command -v npm >/dev/null; then
     want+=("${node_packages[@]}")
   fi

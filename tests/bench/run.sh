@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The benchmark suite: builds the release preset's benchmark targets, runs every benchmark with
+# the ceilings measured in the same run, and writes one markdown report (figures, the machine,
+# ceilings, ratios) that the README's performance section reproduces. Benchmarks are not tests:
+# nothing here fails on a slow figure, only on a benchmark that could not run.
+#
+#   tests/bench/run.sh                 # everything, ~15 minutes on 2 cores
+#   QUICK=1 tests/bench/run.sh         # smaller sizes and fewer runs, ~4 minutes
+#
+# Environment: OUT (build/release/bench/results.md), REPEAT (5; 3 when QUICK), TIMELINES
+# (1000000; 200000 when QUICK) for the durable-state figures, SKIP (space-separated section
+# names to leave out: decision callbacks dispatch state). Needs wrk and nginx
+# (deploy/scripts/install-deps.sh --with-bench-tools).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${BUILD:-$root/build/release}
+quick=${QUICK:-}
+repeat=${REPEAT:-$([[ -n $quick ]] && echo 3 || echo 5)}
+timelines=${TIMELINES:-$([[ -n $quick ]] && echo 200000 || echo 1000000)}
+out=${OUT:-$build/bench/results.md}
+skip=" ${SKIP:-} "
+
+log() { echo "bench: $*" >&2; }
+wanted() { [[ $skip != *" $1 "* ]]; }
+
+cd "$root"
+log "building the benchmarks (release preset)"
+cmake --preset release >/dev/null
+cmake --build --preset release --target relance relance_decision_path_bench relance_dispatch_bench \
+  relance_state_bench >&2
+
+mkdir -p "$(dirname "$out")"
+report=$(mktemp)
+trap 'rm -f "$report"' EXIT
+say() { echo "$*" >>"$report"; }
+
+model=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
+say "# Relance benchmarks"
+say
+say "$(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) CPUs ($model), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1 /proc/loadavg) at the start. Medians of $repeat runs, (min–max)."
+
+# --- a. the decision path ---------------------------------------------------------------------
+if wanted decision; then
+  log "a. decision path"
+  say
+  say "## a. Decision path (decode, validate, ledger, rules, render; no I/O)"
+  say
+  say "Goal: 1,000,000 events/s per core, p99 ≤ 5 µs. Ceiling: decoding the same records alone on one thread."
+  say
+  say "| threads | events/s (min–max) | per thread | p50 | p99 (min–max) | p99.9 | decoding alone, 1 thread | path / decoding |"
+  say "|---|---|---|---|---|---|---|---|"
+  customers=$([[ -n $quick ]] && echo 50000 || echo 200000)
+  for threads in 1 2; do
+    line=$("$build/tests/bench/relance_decision_path_bench" --customers "$customers" --threads "$threads" \
+      --repeat "$repeat" | tee /dev/stderr | grep '^summary')
+    get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
+    say "$(awk -v t="$threads" -v r="$(get events_per_s)" -v lo="$(get min)" -v hi="$(get max)" \
+      -v pt="$(get per_thread)" -v p50="$(get p50_ns)" -v p99="$(get p99_ns)" -v p99lo="$(get p99_min)" \
+      -v p99hi="$(get p99_max)" -v p999="$(get p999_ns)" -v dec="$(get decode_only_per_s)" \
+      'BEGIN{printf "| %d | %.0f (%.0f–%.0f) | %.0f | %.1f µs | %.1f µs (%.1f–%.1f) | %.1f µs | %.0f | %.0f%% |",
+        t, r, lo, hi, pt, p50/1000, p99/1000, p99lo/1000, p99hi/1000, p999/1000, dec, 100*pt/dec}')"
+  done
+  say
+  say "Stream: per customer an invoice issued (70% not yet due, 20% overdue: a reminder decided and rendered, 10% large and overdue: a call task and an email), then a payment for a third of them; every customer has a phone number of its own."
+fi
+
+# --- c. callback ingestion ---------------------------------------------------------------------
+if wanted callbacks; then
+  log "c. callback ingestion"
+  say
+  say "## c. Callback ingestion (signed Twilio status callbacks)"
+  say
+  say "Goal: 40,000 req/s over 64 keep-alive connections with signature checks. Ceiling: nginx answering a static 200 on the same machine, same wrk."
+  REPEAT=$repeat DURATION=$([[ -n $quick ]] && echo 5s || echo 10s) bash "$root/tests/bench/callbacks.sh" >>"$report"
+fi
+
+# --- dispatch to a Twilio-shaped sink ----------------------------------------------------------
+if wanted dispatch; then
+  log "dispatch to a Twilio-shaped sink"
+  say
+  say "## Dispatch to a Twilio-shaped HTTP sink (the SMS adapter, no Kafka)"
+  say
+  say "Goal: 50% of wrk's requests/s against the same sink. Ceilings: wrk, and bare libcurl on one thread."
+  REPEAT=$repeat DURATION=$([[ -n $quick ]] && echo 5s || echo 10s) MESSAGES=$([[ -n $quick ]] && echo 30000 || echo 60000) \
+    bash "$root/tests/bench/dispatch.sh" 8 32 >>"$report"
+fi
+
+# --- d, e. durable state -----------------------------------------------------------------------
+if wanted state; then
+  log "d, e. durable state with $timelines timelines"
+  say
+  say "## d, e. Durable state: memory per open invoice, clean restart ($timelines timelines, one run)"
+  say
+  say "Goals: ≤ 128 B resident per open invoice; restart ≤ 2 s from the local store."
+  say
+  say "| figure | value |"
+  say "|---|---|"
+  "$build/tests/bench/relance_state_bench" --timelines "$timelines" | tee /dev/stderr | grep '^|' >>"$report" || true
+fi
+
+cp "$report" "$out"
+log "report written to $out"
+cat "$out"
