@@ -424,6 +424,38 @@ void add_support_routes(httplib::Server& server, Gateway& gateway, const v1::Con
   });
 }
 
+Result<CallOutcomeBody> parse_call_outcome_body(const std::string& text) {
+  google::protobuf::Struct body;
+  if (!google::protobuf::util::JsonStringToMessage(text, &body).ok()) {
+    return Error{"invalid_json", "the body must be a JSON object"};
+  }
+  auto field = [&](const char* name) {
+    auto it = body.fields().find(name);
+    return it != body.fields().end() && it->second.has_string_value() ? it->second.string_value() : std::string();
+  };
+  static const std::map<std::string, v1::CallOutcomeRecorded::Outcome> outcomes{
+      {"reached", v1::CallOutcomeRecorded::REACHED},
+      {"promise_to_pay", v1::CallOutcomeRecorded::PROMISE_TO_PAY},
+      {"dispute", v1::CallOutcomeRecorded::DISPUTE},
+      {"wrong_number", v1::CallOutcomeRecorded::WRONG_NUMBER},
+      {"no_answer", v1::CallOutcomeRecorded::NO_ANSWER}};
+  auto outcome = outcomes.find(field("outcome"));
+  if (outcome == outcomes.end()) {
+    return Error{"invalid_outcome", "outcome: one of reached, promise_to_pay, dispute, wrong_number, no_answer"};
+  }
+  CallOutcomeBody parsed;
+  parsed.outcome = outcome->second;
+  parsed.outcome_name = outcome->first;
+  parsed.promised_on = field("promised_on");
+  if (parsed.outcome == v1::CallOutcomeRecorded::PROMISE_TO_PAY && !parse_iso_date(parsed.promised_on)) {
+    return Error{"invalid_date", "promised_on: a YYYY-MM-DD date is required with promise_to_pay"};
+  }
+  parsed.note = field("note");
+  parsed.recorded_by = field("recorded_by");
+  parsed.customer_id = field("customer_id");
+  return parsed;
+}
+
 void add_call_task_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
   auto token = admin_token(gateway, config);
   // As the support routes: open in the embedded default only (no brokers, no token configured).
@@ -432,49 +464,28 @@ void add_call_task_routes(httplib::Server& server, Gateway& gateway, const v1::C
                                                                                              httplib::Response& res) {
     if (!open && !authorized(req, res, token, "record call outcomes")) return;
     if (req.body.size() > kMaxCallbackBody) return json_error(res, 413, "too_large", "the body is too large");
-    google::protobuf::Struct body;
-    if (!google::protobuf::util::JsonStringToMessage(req.body, &body).ok()) {
-      return json_error(res, 400, "invalid_json", "the body must be a JSON object");
-    }
-    auto field = [&](const char* name) {
-      auto it = body.fields().find(name);
-      return it != body.fields().end() && it->second.has_string_value() ? it->second.string_value() : std::string();
-    };
-    static const std::map<std::string, v1::CallOutcomeRecorded::Outcome> outcomes{
-        {"reached", v1::CallOutcomeRecorded::REACHED},
-        {"promise_to_pay", v1::CallOutcomeRecorded::PROMISE_TO_PAY},
-        {"dispute", v1::CallOutcomeRecorded::DISPUTE},
-        {"wrong_number", v1::CallOutcomeRecorded::WRONG_NUMBER},
-        {"no_answer", v1::CallOutcomeRecorded::NO_ANSWER}};
-    auto outcome = outcomes.find(field("outcome"));
-    if (outcome == outcomes.end()) {
-      return json_error(res, 400, "invalid_outcome",
-                        "outcome: one of reached, promise_to_pay, dispute, wrong_number, no_answer");
-    }
-    auto promised_on = field("promised_on");
-    if (outcome->second == v1::CallOutcomeRecorded::PROMISE_TO_PAY && !parse_iso_date(promised_on)) {
-      return json_error(res, 400, "invalid_date", "promised_on: a YYYY-MM-DD date is required with promise_to_pay");
-    }
+    auto body = parse_call_outcome_body(req.body);
+    if (!body) return json_error(res, 400, body.error().code, body.error().message);
     auto task_id = req.matches[1].str();
     auto key = gateway.key_for_task(task_id);
-    if (!key && !field("customer_id").empty()) key = field("customer_id");
+    if (!key && !body->customer_id.empty()) key = body->customer_id;
     if (!key) {
       return json_error(res, 404, "unknown_task",
                         "this instance does not know the task; send customer_id (the task's customer.customer_id)");
     }
     v1::InvoiceEvent event;
-    event.set_event_id("call-outcome:" + task_id + ":" + outcome->first + ":" + promised_on);
+    event.set_event_id("call-outcome:" + task_id + ":" + body->outcome_name + ":" + body->promised_on);
     event.set_source("relance-call-outcome");
     *event.mutable_occurred_at() = now_timestamp();
     auto* recorded = event.mutable_call_outcome_recorded();
     recorded->set_task_id(task_id);
-    recorded->set_outcome(outcome->second);
-    recorded->set_promised_on(promised_on);
-    recorded->set_note(field("note"));
-    recorded->set_recorded_by(field("recorded_by"));
+    recorded->set_outcome(body->outcome);
+    recorded->set_promised_on(body->promised_on);
+    recorded->set_note(body->note);
+    recorded->set_recorded_by(body->recorded_by);
     if (!gateway.submit_fact(*key, event)) return json_error(res, 503, "unavailable", "try again in a moment");
     res.status = 202;
-    res.set_content(R"({"status":"recorded","task_id":")" + task_id + R"(","outcome":")" + outcome->first + "\"}",
+    res.set_content(R"({"status":"recorded","task_id":")" + task_id + R"(","outcome":")" + body->outcome_name + "\"}",
                     "application/json");
   });
 }

@@ -149,10 +149,24 @@ class TemplateCatalog {
   std::vector<TemplateEntry> entries_;
   // Never reused by another catalog: names this one in each thread's memo of lookups.
   uint64_t id_ = 0;
+  // Orders stored keys (strings) and looked-up keys (string_views) alike, so that find() looks
+  // up string_views without copying strings. Element by element as views rather than through
+  // std::less<>: libstdc++ 12 offers no tuple<string...> < tuple<string_view...> under clang.
+  struct KeyLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return as_views(a) < as_views(b);
+    }
+    template <typename Key>
+    static auto as_views(const Key& key) {
+      return std::apply([](int layer, const auto&... text) { return std::make_tuple(layer, std::string_view(text)...); },
+                        key);
+    }
+  };
   // (overrides ? 0 : 1, locale, channel, name, variant, tone, part) → index in entries_.
-  // Transparent, so that find() looks up string_views without copying strings.
   std::map<std::tuple<int, std::string, std::string, std::string, std::string, std::string, std::string>, std::size_t,
-           std::less<>>
+           KeyLess>
       index_;
 };
 

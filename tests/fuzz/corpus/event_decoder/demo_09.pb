@@ -1,0 +1,3 @@
+
+demo-019ğŒÅÕrelance-demoš
+demo-fr-stop"	sms-reply

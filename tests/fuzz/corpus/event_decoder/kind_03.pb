@@ -1,0 +1,3 @@
+
+dlr:SM0123:delivered ì×relance-twilio¢
+rem-1twilio"SM0123(
