@@ -9,7 +9,7 @@
 #
 # Environment: OUT (build/release/bench/results.md), REPEAT (5; 3 when QUICK), TIMELINES
 # (1000000; 200000 when QUICK) for the durable-state figures, SKIP (space-separated section
-# names to leave out: decision callbacks dispatch state). Needs wrk and nginx
+# names to leave out: decision callbacks dispatch throttled state). Needs wrk and nginx
 # (deploy/scripts/install-deps.sh --with-bench-tools).
 set -euo pipefail
 
@@ -28,7 +28,7 @@ cd "$root"
 log "building the benchmarks (release preset)"
 cmake --preset release >/dev/null
 cmake --build --preset release --target relance relance_decision_path_bench relance_dispatch_bench \
-  relance_state_bench >&2
+  relance_throttled_bench relance_state_bench >&2
 
 mkdir -p "$(dirname "$out")"
 report=$(mktemp)
@@ -84,6 +84,25 @@ if wanted dispatch; then
   say "Goal: 50% of wrk's requests/s against the same sink. Ceilings: wrk, and bare libcurl on one thread."
   REPEAT=$repeat DURATION=$([[ -n $quick ]] && echo 5s || echo 10s) MESSAGES=$([[ -n $quick ]] && echo 30000 || echo 60000) \
     bash "$root/tests/bench/dispatch.sh" 8 32 >>"$report"
+fi
+
+# --- f. throttled correctness ------------------------------------------------------------------
+if wanted throttled; then
+  log "f. throttled correctness"
+  say
+  say "## f. Throttled correctness (the SMS adapter against a Twilio-shaped provider in the same process)"
+  say
+  say "Goals: ≥ 98% of the senders' aggregate budget used, 0 one-second windows over a sender's budget, withdrawn messages never reaching the provider later than 100 ms after the payment; nothing lost or sent twice."
+  say
+  say "| senders | seconds | cap in flight | 429 every | budget msg/s | requests/s (of budget) | accepted/s | windows over budget (1 s − 100 ms; full second) | withdrawn: cancelled / reached provider >100 ms after | lost / duplicates |"
+  say "|---|---|---|---|---|---|---|---|---|---|"
+  runs=$([[ -n $quick ]] && echo 1 || echo 3)
+  for r in $(seq "$runs"); do
+    line=$("$build/tests/bench/relance_throttled_bench" --senders 10000 --seconds "$([[ -n $quick ]] && echo 10 || echo 20)" \
+      --in-flight 32 --reject-every 25 | tee /dev/stderr | grep '^throttled') || true
+    get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
+    say "| $(get senders) | $(get seconds) | $(get in_flight) | $(get reject_every) | $(get budget_per_s) | $(awk -v u="$(get budget_used)" -v b="$(get budget_per_s)" 'BEGIN{printf "%.0f (%.1f%%)", u*b, 100*u}') | $(get accepted_per_s) | $(get windows_over_budget); $(get full_second_windows_over_budget) | $(get cancelled) of $(get withdrawn) / $(get late_after_withdrawal) | $(get lost) / $(get duplicates) |"
+  done
 fi
 
 # --- d, e. durable state -----------------------------------------------------------------------
