@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <ctime>
-#include <cstring>
+#include <cstdint>
 
 #include "channels/twilio/form.h"
 #include "channels/twilio/signature.h"
@@ -31,14 +31,20 @@ constexpr milliseconds kLookupDelay{1000};
 // Messages created up to this long before the first attempt still count (clocks differ).
 constexpr auto kClockSlack = std::chrono::minutes(2);
 
-// A member of a JSON object as text: a string as it is, a number as an integer, else empty.
+// A member of a JSON object as text: a string as it is, a number as an integer, else empty (also
+// for a number no integer holds, such as 3e20, which a cast would make undefined).
 std::string member_text(const rapidjson::Value& object, const char* name) {
   auto it = object.FindMember(name);
   if (it == object.MemberEnd()) return {};
   const auto& v = it->value;
   if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
   if (v.IsInt64()) return std::to_string(v.GetInt64());
-  if (v.IsNumber()) return std::to_string(static_cast<long long>(v.GetDouble()));
+  if (v.IsNumber()) {
+    double d = v.GetDouble();
+    // ±2^63 are exact as doubles; whatever lies in [-2^63, 2^63) truncates to a long long.
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return {};
+    return std::to_string(static_cast<long long>(d));
+  }
   return {};
 }
 
@@ -49,19 +55,25 @@ bool parse_object(const std::string& body, rapidjson::Document& doc) {
   return !doc.HasParseError() && doc.IsObject();
 }
 
-// Twilio's dates are RFC 2822: "Tue, 24 Nov 2026 10:00:00 +0000".
+// Twilio's dates are RFC 2822: "Tue, 24 Nov 2026 10:00:00 +0000". Nothing for a date the
+// clock cannot hold: system_clock counts nanoseconds, so years before 1678 or after 2261 would
+// overflow it (a provider's answer is outside input).
 std::optional<std::chrono::system_clock::time_point> parse_rfc2822(const std::string& text) {
   std::tm tm{};
   const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S", &tm);
   if (end == nullptr) return std::nullopt;
-  long offset = 0;
+  std::int64_t offset = 0;
   while (*end == ' ') ++end;
-  if ((*end == '+' || *end == '-') && std::strlen(end) >= 5) {
-    int hhmm = std::atoi(end + 1);
-    offset = (hhmm / 100) * 3600L + (hhmm % 100) * 60L;
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if ((*end == '+' || *end == '-') && digit(end[1]) && digit(end[2]) && digit(end[3]) && digit(end[4])) {
+    offset = ((end[1] - '0') * 10 + (end[2] - '0')) * 3600L + ((end[3] - '0') * 10 + (end[4] - '0')) * 60L;
     if (*end == '-') offset = -offset;
   }
-  return std::chrono::system_clock::from_time_t(timegm(&tm) - offset);
+  std::int64_t seconds = static_cast<std::int64_t>(timegm(&tm)) - offset;
+  constexpr std::int64_t kLimit =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max()).count();
+  if (seconds <= -kLimit || seconds >= kLimit) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
 }
 
 std::string address(v1::Channel channel, const std::string& number) {
@@ -141,8 +153,10 @@ std::string find_listed_message(const std::string& list_body, const std::string&
                                 const std::string& body, std::chrono::system_clock::time_point since) {
   rapidjson::Document doc;
   if (!parse_object(list_body, doc)) return {};
-  auto messages = doc.FindMember("messages");
-  if (messages == doc.MemberEnd() || !messages->value.IsArray()) return {};
+  // Through a const view: comparing RapidJSON's mutable member iterators is ambiguous in C++20.
+  const rapidjson::Value& root = doc;
+  auto messages = root.FindMember("messages");
+  if (messages == root.MemberEnd() || !messages->value.IsArray()) return {};
   for (const auto& m : messages->value.GetArray()) {
     if (!m.IsObject()) continue;
     if (member_text(m, "to") != to) continue;
@@ -215,7 +229,9 @@ TwilioAccount::TwilioAccount(v1::TwilioChannelConfig config, std::string secret,
     senders_.push_back(std::make_unique<Sender>(Sender{s.channel(), s.from(), SenderRateLimiter(s.mps()), {}}));
   }
   for (auto [channel, from] : {std::pair{v1::SMS, config_.sms_from()}, std::pair{v1::WHATSAPP, config_.whatsapp_from()}}) {
-    bool listed = std::any_of(senders_.begin(), senders_.end(), [&](const auto& s) { return s->channel == channel; });
+    // Captured by an init-capture: clang before 16 cannot capture a structured binding.
+    bool listed =
+        std::any_of(senders_.begin(), senders_.end(), [wanted = channel](const auto& s) { return s->channel == wanted; });
     if (!listed && !from.empty()) {
       senders_.push_back(std::make_unique<Sender>(Sender{channel, from, SenderRateLimiter(config_.default_mps()), {}}));
     }

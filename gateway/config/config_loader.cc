@@ -11,6 +11,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -95,6 +96,13 @@ std::optional<pb::Duration> parse_duration(const std::string& text) {
   return std::nullopt;
 }
 
+// A mapping's key as text (yaml-cpp reads a null key as "null"); nullopt for a key that is a
+// list or a mapping ("? [a, b]"), which as<std::string>() would throw on.
+std::optional<std::string> key_text(const YAML::Node& key) {
+  if (key.IsSequence() || key.IsMap()) return std::nullopt;
+  return key.as<std::string>();
+}
+
 // Field path → the 1-based line where the file writes it.
 using SourceLines = std::map<std::string, int>;
 
@@ -114,7 +122,12 @@ class YamlToProto {
     }
     const auto* desc = msg.GetDescriptor();
     for (const auto& kv : node) {
-      auto key = kv.first.as<std::string>();
+      auto key_or_none = key_text(kv.first);
+      if (!key_or_none) {
+        fail(path, "a key must be a name, not a list or a mapping");
+        continue;
+      }
+      const auto& key = *key_or_none;
       auto field_path = join(path, key);
       note_line(lines_, field_path, kv.first);
       const auto* field = desc->FindFieldByName(key);
@@ -150,15 +163,20 @@ class YamlToProto {
       const auto& entry = refl->GetRepeatedMessage(msg, field, i);
       bool replaced = false;
       for (const auto& kv : node) {
-        if (entry.GetReflection()->GetString(entry, key_field) == kv.first.as<std::string>()) replaced = true;
+        if (entry.GetReflection()->GetString(entry, key_field) == key_text(kv.first)) replaced = true;
       }
       if (!replaced) kept.emplace_back(entry.New())->CopyFrom(entry);
     }
     refl->ClearField(&msg, field);
     for (auto& entry : kept) refl->AddMessage(&msg, field)->CopyFrom(*entry);
     for (const auto& kv : node) {
+      auto key_or_none = key_text(kv.first);
+      if (!key_or_none) {
+        fail(path, "a key must be a name, not a list or a mapping");
+        continue;
+      }
+      const auto& key = *key_or_none;
       auto* entry = refl->AddMessage(&msg, field);
-      auto key = kv.first.as<std::string>();
       note_line(lines_, join(path, key), kv.first);
       entry->GetReflection()->SetString(entry, key_field, key);
       set_single(kv.second, *entry, value_field, join(path, key));
@@ -681,6 +699,12 @@ LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
     throw ConfigException({{"(file)", "not valid YAML: " + e.msg + " at line " + std::to_string(e.mark.line + 1)}});
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  // A lone word or a list at the top is not a configuration; the lookups below would throw
+  // yaml-cpp's own exception, without a line, on anything but a mapping.
+  if (!root.IsMap()) {
+    throw ConfigException({{"(file)", "expected a mapping of settings (kafka:, channels:, policy:, ...) at the top",
+                            {}, root.Mark().line + 1}});
+  }
   LoadedConfig loaded;
   loaded.config = default_config();
   apply_env_overrides(env, root, loaded.overrides, errors);
@@ -689,7 +713,9 @@ LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
   // A tenant's policy is the default policy with the tenant's fields written over it.
   if (auto tenants = root["tenant_policies"]; tenants && tenants.IsMap()) {
     for (const auto& kv : tenants) {
-      auto tenant = kv.first.as<std::string>();
+      auto tenant_or_none = key_text(kv.first);
+      if (!tenant_or_none) continue;  // reported when tenant_policies was read as a map
+      const auto& tenant = *tenant_or_none;
       relance::v1::PolicyConfig merged = loaded.config.policy();
       YamlToProto(errors, &lines).merge_message(kv.second, merged, "tenant_policies." + tenant);
       (*loaded.config.mutable_tenant_policies())[tenant] = std::move(merged);

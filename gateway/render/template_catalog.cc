@@ -116,9 +116,12 @@ uint64_t variables_used(const std::string& source) {
     if (close == std::string::npos) return kAll;
     std::string_view tag(source.data() + pos + 2, close - pos - 2);
     pos = close + 2;
+    // Whatever kainjow trims from a tag (std::isspace: line breaks too), or a tag written over
+    // two lines would render a variable this did not report as used, and so left unset.
     auto trim = [](std::string_view t) {
-      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
+      while (!t.empty() && space(t.front())) t.remove_prefix(1);
+      while (!t.empty() && space(t.back())) t.remove_suffix(1);
       return t;
     };
     tag = trim(tag);
