@@ -39,11 +39,11 @@ ChannelMap make_channels(const v1::Config& config, const config::Environment& en
   const auto& email = config.channels().email();
   if (!email.smtp_url().empty()) {
     channels[v1::EMAIL] =
-        std::make_shared<email::SmtpChannel>(email, config::lookup(env, email.password_env()), loop);
+        std::make_shared<email::SmtpChannel>(email, config::secret(env, email.password_env(), email.password_file()), loop);
   }
   const auto& twilio = config.channels().twilio();
   if (!twilio.account_sid().empty()) {
-    auto account = std::make_shared<twilio::TwilioAccount>(twilio, config::lookup(env, twilio.auth_token_env()),
+    auto account = std::make_shared<twilio::TwilioAccount>(twilio, config::secret(env, twilio.auth_token_env(), twilio.auth_token_file()),
                                                            config.http().public_url(), loop);
     for (auto channel : {v1::SMS, v1::WHATSAPP}) {
       if (has_sender(twilio, channel)) channels[channel] = std::make_shared<twilio::TwilioChannel>(account, channel);
@@ -55,7 +55,7 @@ ChannelMap make_channels(const v1::Config& config, const config::Environment& en
     const auto& ct = config.channels().call_task();
     if (!ct.webhook_url().empty()) {
       webhook = std::make_unique<call_task::CallTaskWebhook>(
-          ct.webhook_url(), config::lookup(env, ct.secret_env()),
+          ct.webhook_url(), config::secret(env, ct.secret_env(), ct.secret_file()),
           std::chrono::milliseconds(google::protobuf::util::TimeUtil::DurationToMilliseconds(ct.timeout())),
           ct.max_attempts(), loop);
     }

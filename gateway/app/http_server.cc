@@ -1,5 +1,7 @@
 #include "app/http_server.h"
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -63,10 +65,66 @@ void serve_preview(const relance::v1::Config& config, const httplib::Request& re
   res.set_content(preview_json(result.value()), kJson);
 }
 
+std::unique_ptr<httplib::Server> make_server(const relance::v1::HttpConfig& http) {
+  if (http.tls_cert().empty()) return std::make_unique<httplib::Server>();
+  auto server = std::make_unique<httplib::SSLServer>(http.tls_cert().c_str(), http.tls_key().c_str());
+  if (!server->is_valid()) {
+    throw std::runtime_error("http.tls_cert, http.tls_key: cannot load the certificate and key from " + http.tls_cert() +
+                             " and " + http.tls_key() + " (a PEM certificate chain and its matching private key)");
+  }
+  // TLS 1.0 and 1.1 are deprecated (RFC 8996).
+  SSL_CTX_set_min_proto_version(server->ssl_context(), TLS1_2_VERSION);
+  return server;
+}
+
+httplib::Server::HandlerResponse refuse_early(httplib::Response& res, int status, const std::string& code,
+                                              const std::string& message) {
+  res.status = status;
+  // Whatever body follows is not read: it must not be taken for the next request.
+  res.set_header("Connection", "close");
+  res.set_content(R"({"error":")" + code + R"(","message":")" + message + "\"}", kJson);
+  return httplib::Server::HandlerResponse::Handled;
+}
+
+// Limits checked once the headers are read and before any body is. cpp-httplib 0.11 bounds
+// neither the number of header fields nor a chunked body (payload_max_length applies to a
+// declared Content-Length only); only the preview streams its body and bounds it itself.
+// A body with a declared length is left to the library and the routes, which read it to the end
+// and answer 413, so that the client gets the answer rather than a reset connection.
+httplib::Server::HandlerResponse check_limits(const httplib::Request& req, httplib::Response& res) {
+  if (req.headers.size() > HttpServer::kMaxHeaderCount) {
+    return refuse_early(res, 431, "too_many_headers",
+                        "at most " + std::to_string(HttpServer::kMaxHeaderCount) + " header fields");
+  }
+  if (req.path != "/v1/preview" && req.has_header("Transfer-Encoding")) {
+    return refuse_early(res, 411, "length_required", "send the body with a Content-Length");
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
 }  // namespace
 
 HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
-    : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
+    : config_(std::move(config)), server_(make_server(config_.http())) {
+  // Each keep-alive connection holds a worker for as long as it stays open, and a callback's
+  // worker waits for Kafka's acknowledgement before answering: a provider's connection pool
+  // (Twilio opens dozens) needs as many workers, and connections that live for more than the
+  // library's default of 5 requests.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  server_->set_keep_alive_max_count(kKeepAliveRequests);
+  server_->set_tcp_nodelay(true);
+  // cpp-httplib listens with a backlog of 5 (compiled into Debian's library): when a provider
+  // opens more connections at once, their SYNs are dropped and retried a second later. The
+  // socket is remembered as the library creates it and listens again, with the system's
+  // maximum, once bound.
+  server_->set_socket_options([this](int fd) {
+    httplib::default_socket_options(fd);
+    listening_fd_ = fd;
+  });
+  server_->set_pre_routing_handler(check_limits);
+  // No body larger than the preview's is held in memory: the library reads it to the end,
+  // drops it and answers 413.
+  server_->set_payload_max_length(kMaxPreviewBody);
   // The console: one static page; the data it shows comes from the support routes, which take
   // the admin token (the page asks for it) except in the embedded default.
   server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
@@ -141,8 +199,9 @@ HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
     port_ = server_->bind_to_port(host, port) ? port : -1;
   }
   if (port_ < 0) throw std::runtime_error("http.listen: cannot listen on " + listen);
+  if (listening_fd_ >= 0) ::listen(listening_fd_, SOMAXCONN);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("HTTP on {}:{}", host, port_);
+  spdlog::info("{} on {}:{}", config_.http().tls_cert().empty() ? "HTTP" : "HTTPS", host, port_);
 }
 
 HttpServer::~HttpServer() {

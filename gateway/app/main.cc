@@ -97,7 +97,8 @@ int run(const std::string& config_path, const ClockFlags& clock_flags) {
   }
   relance::render::TemplateLibrary::install(templates);
 
-  relance::app::Gateway gateway(loaded.config, env, make_clock(loaded.config.clock()));
+  // The environment as loaded: it also holds what the secret files named by the configuration hold.
+  relance::app::Gateway gateway(loaded.config, loaded.environment, make_clock(loaded.config.clock()));
 
   // Signals are turned into a stop request; the gateway then drains and commits before exiting.
   relance::app::StopSignals signals([&gateway](int signo) {
@@ -105,10 +106,13 @@ int run(const std::string& config_path, const ClockFlags& clock_flags) {
     gateway.request_stop();
   });
 
-  if (const auto& name = loaded.config.http().link_secret_env(); !name.empty()) {
-    relance::set_link_secret(relance::config::lookup(env, name));
-  } else if (!loaded.config.http().public_url().empty()) {
-    spdlog::warn("http.link_secret_env is not set: unsubscribe links stop working when this process restarts");
+  const auto& http_config = loaded.config.http();
+  if (auto link_secret = relance::config::secret(loaded.environment, http_config.link_secret_env(),
+                                                 http_config.link_secret_file());
+      !link_secret.empty()) {
+    relance::set_link_secret(link_secret);
+  } else if (!http_config.public_url().empty()) {
+    spdlog::warn("http.link_secret_env (or _file) is not set: unsubscribe links stop working when this process restarts");
   }
   gateway.start();
   std::unique_ptr<relance::app::HttpServer> http;

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "app/gateway.h"
+#include "app/recent_callbacks.h"
 #include "app/timeline_view.h"
 #include "channels/twilio/form.h"
 #include "channels/twilio/signature.h"
@@ -76,8 +77,8 @@ class WebhookVerifier {
     while (!public_url_.empty() && public_url_.back() == '/') public_url_.pop_back();
     const auto& t = config.channels().twilio();
     header_ = t.signature_header().empty() ? "X-Twilio-Signature" : t.signature_header();
-    auto name = t.signing_secret_env().empty() ? t.auth_token_env() : t.signing_secret_env();
-    secret_ = config::lookup(gateway.environment(), name);
+    secret_ = config::secret(gateway.environment(), t.signing_secret_env(), t.signing_secret_file());
+    if (secret_.empty()) secret_ = config::secret(gateway.environment(), t.auth_token_env(), t.auth_token_file());
   }
 
   // Answers the request itself (400/403/413) and returns nothing when it is not genuine.
@@ -161,9 +162,11 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
   auto verifier = std::make_shared<WebhookVerifier>(gateway, config);
   auto provider = config.channels().twilio().provider_name().empty() ? std::string("twilio")
                                                                        : config.channels().twilio().provider_name();
+  // Providers retry callbacks, and a captured one can be played again; neither publishes twice.
+  auto recent = std::make_shared<RecentCallbacks>(65536);
 
-  server.Post("/v1/providers/twilio/status", [&gateway, verifier, provider](const httplib::Request& req,
-                                                                             httplib::Response& res) {
+  server.Post("/v1/providers/twilio/status", [&gateway, verifier, provider, recent](const httplib::Request& req,
+                                                                                     httplib::Response& res) {
     auto request = verifier->verify(req, res);
     if (!request) return;
     auto reminder_id = param(request->query, "rid");
@@ -179,9 +182,10 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
     }
     auto error_code = param(request->form, "ErrorCode");
     v1::InvoiceEvent event;
-    // The same report always has the same id: repeats are applied once.
-    auto token = req.get_header_value("I-Twilio-Idempotency-Token");
-    event.set_event_id(token.empty() ? "status:" + sid + ":" + status_text + ":" + error_code : "status:" + token);
+    // The same report always has the same id, made of what the signature covers: repeats are
+    // applied once. (I-Twilio-Idempotency-Token is not signed: a replay could change it.)
+    event.set_event_id("status:" + sid + ":" + status_text + ":" + error_code);
+    if (!recent->claim(event.event_id())) return text(res, 200, "ok");
     event.set_source(provider + "-status-callback");
     *event.mutable_occurred_at() = now_timestamp();
     auto* report = event.mutable_delivery_status_reported();
@@ -192,29 +196,46 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
     report->set_status(*status);
     report->set_error_code(error_code);
     report->set_error_message(param(request->form, "ChannelStatusMessage"));
-    if (!gateway.submit_fact(key, event)) return text(res, 503, "try again");
+    if (!gateway.submit_fact(key, event)) {
+      recent->forget(event.event_id());
+      return text(res, 503, "try again");
+    }
     text(res, 200, "ok");
   });
 
-  server.Post("/v1/providers/twilio/inbound", [&gateway, verifier, provider](const httplib::Request& req,
-                                                                              httplib::Response& res) {
+  server.Post("/v1/providers/twilio/inbound", [&gateway, verifier, provider, recent](const httplib::Request& req,
+                                                                                      httplib::Response& res) {
     auto request = verifier->verify(req, res);
     if (!request) return;
+    // An empty TwiML answer: Relance replies to nobody by itself (the provider's own STOP
+    // handling already confirms opt-outs to the sender).
+    constexpr const char* kNoReply = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+    auto sid = param(request->form, "MessageSid");
+    auto id = "inbound:" + sid;
+    if (!sid.empty() && !recent->claim(id)) {
+      res.set_content(kNoReply, "text/xml");
+      return;
+    }
+    // Published or not, a failure below gives the id back so the provider's retry gets through.
+    struct Release {
+      RecentCallbacks& recent;
+      std::string id;
+      bool done = false;
+      ~Release() {
+        if (!done) recent.forget(id);
+      }
+    } release{*recent, id};
     gateway.count_inbound();
     auto from = param(request->form, "From");
     auto body = param(request->form, "Body");
-    auto sid = param(request->form, "MessageSid");
     bool whatsapp = from.rfind("whatsapp:", 0) == 0;
     auto number = whatsapp ? from.substr(9) : from;
     auto channel = whatsapp ? v1::WHATSAPP : v1::SMS;
     auto key = gateway.key_for_phone(number);
     auto keyword = reply_keyword(body);
-    // An empty TwiML answer: Relance replies to nobody by itself (the provider's own STOP
-    // handling already confirms opt-outs to the sender).
-    constexpr const char* kNoReply = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
     if (keyword != ReplyKeyword::kNone && key) {
       v1::InvoiceEvent event;
-      event.set_event_id("inbound:" + sid);
+      event.set_event_id(id);
       event.set_source(provider + "-inbound");
       *event.mutable_occurred_at() = now_timestamp();
       auto* consent = event.mutable_consent_changed();
@@ -223,11 +244,12 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
       consent->set_granted(keyword == ReplyKeyword::kStart);
       consent->set_source(whatsapp ? "whatsapp-reply" : "sms-reply");
       if (!gateway.submit_fact(*key, event)) return text(res, 503, "try again");
+      release.done = true;
       res.set_content(kNoReply, "text/xml");
       return;
     }
     v1::InboundReply reply;
-    reply.set_event_id("inbound:" + sid);
+    reply.set_event_id(id);
     if (key) reply.set_customer_id(*key);
     reply.set_channel(channel);
     reply.set_from(number);
@@ -237,6 +259,7 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
     reply.set_provider_message_id(sid);
     *reply.mutable_received_at() = now_timestamp();
     if (!gateway.publish_inbound(reply)) return text(res, 503, "try again");
+    release.done = true;
     res.set_content(kNoReply, "text/xml");
   });
 }
@@ -244,14 +267,13 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
 namespace {
 
 std::string admin_token(const Gateway& gateway, const v1::Config& config) {
-  return config.http().admin_token_env().empty() ? std::string()
-                                                 : config::lookup(gateway.environment(), config.http().admin_token_env());
+  return config::secret(gateway.environment(), config.http().admin_token_env(), config.http().admin_token_file());
 }
 
 // Admin and support routes take `Authorization: Bearer <token>`; false after answering 401/403.
 bool authorized(const httplib::Request& req, httplib::Response& res, const std::string& token, const char* what) {
   if (token.empty()) {
-    json_error(res, 403, "forbidden", std::string("set http.admin_token_env to ") + what);
+    json_error(res, 403, "forbidden", std::string("set http.admin_token_env or http.admin_token_file to ") + what);
     return false;
   }
   auto auth = req.get_header_value("Authorization");

@@ -3,12 +3,17 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
 #include <google/protobuf/util/time_util.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -56,6 +61,84 @@ std::string lookup(const Environment& env, const std::string& name) {
     if (k == name) return v;
   }
   return {};
+}
+
+namespace {
+
+// A secret file's content travels in the environment under a name that no variable can have
+// (it starts with a NUL), so that what reads secrets needs nothing besides the environment.
+std::string secret_file_key(const std::string& path) { return std::string(1, '\0') + path; }
+
+// Larger than any token, password or key a secret file is meant to hold.
+constexpr off_t kMaxSecretFileBytes = 64 * 1024;
+
+}  // namespace
+
+std::string secret(const Environment& env, const std::string& variable, const std::string& file) {
+  if (!variable.empty()) return lookup(env, variable);
+  if (!file.empty()) return lookup(env, secret_file_key(file));
+  return {};
+}
+
+std::optional<std::string> read_secret_file(const std::string& path, std::string& why) {
+  // The checks are made on the opened file, so the file read is the file checked.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    why = "cannot open " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    why = "cannot stat " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    why = path + " is not a regular file";
+    return std::nullopt;
+  }
+  if (st.st_uid != ::geteuid()) {
+    why = path + " is owned by uid " + std::to_string(st.st_uid) + ", not by the user the gateway runs as (uid " +
+          std::to_string(::geteuid()) + ")";
+    return std::nullopt;
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    why = path + " is open to group or others (mode " + mode + "); make it readable by its owner only (chmod 600)";
+    return std::nullopt;
+  }
+  if (st.st_size > kMaxSecretFileBytes) {
+    why = path + " is larger than 64 KiB, too large for a secret";
+    return std::nullopt;
+  }
+  std::string content;
+  char buffer[4096];
+  for (;;) {
+    auto n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      why = "cannot read " + path + ": " + std::strerror(errno);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    content.append(buffer, static_cast<std::size_t>(n));
+    if (content.size() > static_cast<std::size_t>(kMaxSecretFileBytes)) {
+      why = path + " is larger than 64 KiB, too large for a secret";
+      return std::nullopt;
+    }
+  }
+  // Editors and `echo` end files with a line break that is no part of the secret.
+  if (!content.empty() && content.back() == '\n') content.pop_back();
+  if (!content.empty() && content.back() == '\r') content.pop_back();
+  if (content.empty()) {
+    why = path + " is empty";
+    return std::nullopt;
+  }
+  return content;
 }
 
 namespace {
@@ -419,6 +502,91 @@ void add_error(std::vector<ConfigError>& errors, std::string path, std::string m
   errors.push_back({std::move(path), std::move(message)});
 }
 
+// Reads the secret file named at `field_path` into `env` (once per file) and returns its
+// content; empty after recording why it cannot be used.
+std::string read_secret_into(const std::string& field_path, const std::string& file, Environment& env,
+                             std::vector<ConfigError>& errors) {
+  auto key = secret_file_key(file);
+  for (const auto& [name, value] : env) {
+    if (name == key) return value;
+  }
+  std::string why;
+  auto value = read_secret_file(file, why);
+  if (!value) {
+    add_error(errors, field_path, why);
+    return {};
+  }
+  env.emplace_back(key, *value);
+  return *value;
+}
+
+// One secret given by `<field>_env` or `<field>_file` (at most one of them): its value, or
+// empty when neither is set or it is unusable (the reason is among `errors`). A value shorter
+// than `min_length` is refused; `what` names it in that message ("a token").
+std::string check_secret(const std::string& field, const std::string& variable, const std::string& file,
+                         std::size_t min_length, const char* what, Environment& env,
+                         std::vector<ConfigError>& errors) {
+  auto leaf = field.substr(field.rfind('.') + 1);
+  if (!variable.empty() && !file.empty()) {
+    add_error(errors, field + "_file", "set " + leaf + "_env or " + leaf + "_file, not both");
+    return {};
+  }
+  std::string value;
+  std::string source;
+  if (!variable.empty()) {
+    value = lookup(env, variable);
+    source = "environment variable " + variable;
+    if (value.empty()) {
+      add_error(errors, field + "_env", source + " is not set");
+      return {};
+    }
+  } else if (!file.empty()) {
+    value = read_secret_into(field + "_file", file, env, errors);
+    source = file;
+    if (value.empty()) return {};
+  } else {
+    return {};
+  }
+  if (value.size() < min_length) {
+    add_error(errors, field + (variable.empty() ? "_file" : "_env"),
+              source + " must hold " + what + " of at least " + std::to_string(min_length) + " characters");
+    return {};
+  }
+  return value;
+}
+
+// librdkafka properties that hold a secret: never written in the configuration file.
+bool is_secret_property(const std::string& name) {
+  auto ends_with = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends_with("password") || ends_with("secret") || name == "ssl.key.pem";
+}
+
+void validate_http_tls(const relance::v1::HttpConfig& http, std::vector<ConfigError>& errors) {
+  if (http.tls_cert().empty() && http.tls_key().empty()) return;
+  if (http.tls_cert().empty() || http.tls_key().empty()) {
+    add_error(errors, http.tls_cert().empty() ? "http.tls_cert" : "http.tls_key",
+              "set both http.tls_cert and http.tls_key, or neither");
+    return;
+  }
+  std::ifstream cert(http.tls_cert());
+  std::stringstream pem;
+  pem << cert.rdbuf();
+  if (!cert) {
+    add_error(errors, "http.tls_cert", "cannot read " + http.tls_cert());
+  } else if (pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    add_error(errors, "http.tls_cert", http.tls_cert() + " holds no PEM certificate");
+  }
+  std::string why;
+  auto key = read_secret_file(http.tls_key(), why);
+  if (!key) {
+    add_error(errors, "http.tls_key", why);
+  } else if (key->find("PRIVATE KEY-----") == std::string::npos) {
+    add_error(errors, "http.tls_key", http.tls_key() + " holds no PEM private key");
+  }
+}
+
 bool valid_host_port(const std::string& text) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
@@ -497,19 +665,17 @@ void check_sender(const std::string& path, const std::string& from, std::vector<
   if (!e164) add_error(errors, path, "must be an E.164 number (+33612345678) or a Messaging Service (MG...)");
 }
 
-void validate_twilio(const Config& c, const Environment& env, std::vector<ConfigError>& errors) {
+void validate_twilio(const Config& c, Environment& env, std::vector<ConfigError>& errors) {
   const auto& t = c.channels().twilio();
   if (t.account_sid().empty()) return;
   if (!is_http_url(t.base_url())) add_error(errors, "channels.twilio.base_url", "must start with http:// or https://");
-  if (t.auth_token_env().empty()) {
-    add_error(errors, "channels.twilio.auth_token_env", "must name the variable holding the auth token");
-  } else if (lookup(env, t.auth_token_env()).empty()) {
-    add_error(errors, "channels.twilio.auth_token_env", "environment variable " + t.auth_token_env() + " is not set");
+  if (t.auth_token_env().empty() && t.auth_token_file().empty()) {
+    add_error(errors, "channels.twilio.auth_token_env",
+              "must name the variable holding the auth token (or set auth_token_file)");
   }
-  if (!t.signing_secret_env().empty() && lookup(env, t.signing_secret_env()).empty()) {
-    add_error(errors, "channels.twilio.signing_secret_env",
-              "environment variable " + t.signing_secret_env() + " is not set");
-  }
+  check_secret("channels.twilio.auth_token", t.auth_token_env(), t.auth_token_file(), 1, "a token", env, errors);
+  check_secret("channels.twilio.signing_secret", t.signing_secret_env(), t.signing_secret_file(), 1, "a secret", env,
+               errors);
   if (!t.sms_from().empty()) check_sender("channels.twilio.sms_from", t.sms_from(), errors);
   if (!t.whatsapp_from().empty()) check_sender("channels.twilio.whatsapp_from", t.whatsapp_from(), errors);
   for (int i = 0; i < t.senders_size(); ++i) {
@@ -587,7 +753,10 @@ Config default_config() {
   return c;
 }
 
-std::vector<ConfigError> validate(const Config& c, const Environment& env) {
+namespace {
+
+// validate(), adding the content of the secret files it reads to `env`.
+std::vector<ConfigError> validate_and_read_secrets(const Config& c, Environment& env) {
   std::vector<ConfigError> errors;
   const auto& kafka = c.kafka();
   if (kafka.group_id().empty()) add_error(errors, "kafka.group_id", "must not be empty");
@@ -620,9 +789,7 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
     if (email.from().find('@') == std::string::npos) {
       add_error(errors, "channels.email.from", "must be an email address when smtp_url is set");
     }
-    if (!email.password_env().empty() && lookup(env, email.password_env()).empty()) {
-      add_error(errors, "channels.email.password_env", "environment variable " + email.password_env() + " is not set");
-    }
+    check_secret("channels.email.password", email.password_env(), email.password_file(), 1, "a password", env, errors);
     if (pb::util::TimeUtil::DurationToMilliseconds(email.timeout()) <= 0) {
       add_error(errors, "channels.email.timeout", "must be positive");
     }
@@ -640,20 +807,28 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
     if (!is_http_url(call_task.webhook_url())) {
       add_error(errors, "channels.call_task.webhook_url", "must start with http:// or https://");
     }
-    if (call_task.secret_env().empty()) {
-      add_error(errors, "channels.call_task.secret_env", "must name the variable holding the webhook's signing secret");
-    } else if (lookup(env, call_task.secret_env()).size() < 16) {
+    if (call_task.secret_env().empty() && call_task.secret_file().empty()) {
       add_error(errors, "channels.call_task.secret_env",
-                "environment variable " + call_task.secret_env() + " must hold a secret of at least 16 characters");
+                "must name the variable holding the webhook's signing secret (or set secret_file)");
     }
+    check_secret("channels.call_task.secret", call_task.secret_env(), call_task.secret_file(), 16, "a secret", env,
+                 errors);
     if (call_task.max_attempts() <= 0) add_error(errors, "channels.call_task.max_attempts", "must be positive");
   }
   if (pb::util::TimeUtil::DurationToMilliseconds(c.channels().fallback().confirm_within()) < 0) {
     add_error(errors, "channels.fallback.confirm_within", "must not be negative");
   }
-  if (!c.http().admin_token_env().empty() && lookup(env, c.http().admin_token_env()).size() < 16) {
-    add_error(errors, "http.admin_token_env",
-              "environment variable " + c.http().admin_token_env() + " must hold a token of at least 16 characters");
+  check_secret("http.admin_token", c.http().admin_token_env(), c.http().admin_token_file(), 16, "a token", env, errors);
+  validate_http_tls(c.http(), errors);
+  for (const auto& [name, file] : kafka.property_files()) {
+    auto path = "kafka.property_files." + name;
+    if (kafka.properties().count(name)) {
+      add_error(errors, path, "kafka.properties." + name + " is set too; give the property once");
+    } else if (file.empty()) {
+      add_error(errors, path, "must name a file");
+    } else {
+      read_secret_into(path, file, env, errors);
+    }
   }
   if (!c.http().public_url().empty()) {
     const auto& url = c.http().public_url();
@@ -671,10 +846,8 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
     validate_policy(policy, "tenant_policies." + tenant, errors);
   }
 
-  if (!c.http().link_secret_env().empty() && lookup(env, c.http().link_secret_env()).size() < 16) {
-    add_error(errors, "http.link_secret_env",
-              "environment variable " + c.http().link_secret_env() + " must hold a secret of at least 16 characters");
-  }
+  check_secret("http.link_secret", c.http().link_secret_env(), c.http().link_secret_file(), 16, "a secret", env,
+               errors);
   if (!c.http().listen().empty() && !valid_host_port(c.http().listen())) {
     add_error(errors, "http.listen", "must be host:port");
   }
@@ -688,6 +861,31 @@ std::vector<ConfigError> validate(const Config& c, const Environment& env) {
     add_error(errors, "logging.level", "must be one of trace, debug, info, warn, error");
   }
   return errors;
+}
+
+// Secrets are given by variable or file, never in the file: a librdkafka property that holds
+// one and is written there is refused (an environment override of it is fine).
+void refuse_written_secret_properties(const YAML::Node& root, std::vector<ConfigError>& errors) {
+  if (!root.IsMap() || !root["kafka"] || !root["kafka"].IsMap()) return;
+  auto properties = root["kafka"]["properties"];
+  if (!properties || !properties.IsMap()) return;
+  for (const auto& kv : properties) {
+    auto name = key_text(kv.first).value_or(std::string());  // a key that is not a name is reported later
+    if (!is_secret_property(name)) continue;
+    auto variable = name;
+    std::transform(variable.begin(), variable.end(), variable.begin(),
+                   [](unsigned char ch) { return ch == '.' ? '_' : static_cast<char>(std::toupper(ch)); });
+    add_error(errors, "kafka.properties." + name,
+              "a secret is not written in the configuration file: set RELANCE_KAFKA__PROPERTIES__" + variable +
+                  " or kafka.property_files." + name);
+  }
+}
+
+}  // namespace
+
+std::vector<ConfigError> validate(const Config& c, const Environment& env) {
+  auto with_secrets = env;
+  return validate_and_read_secrets(c, with_secrets);
 }
 
 LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
@@ -707,6 +905,7 @@ LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
   }
   LoadedConfig loaded;
   loaded.config = default_config();
+  refuse_written_secret_properties(root, errors);
   apply_env_overrides(env, root, loaded.overrides, errors);
   SourceLines lines;
   YamlToProto(errors, &lines).merge_message(root, loaded.config, "");
@@ -721,7 +920,8 @@ LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
       (*loaded.config.mutable_tenant_policies())[tenant] = std::move(merged);
     }
   }
-  if (errors.empty()) errors = validate(loaded.config, env);
+  loaded.environment = env;
+  if (errors.empty()) errors = validate_and_read_secrets(loaded.config, loaded.environment);
   if (!errors.empty()) {
     // The line of the field, or of the nearest enclosing field the file writes ("policy.stages[0]"
     // for a tone left out of that stage).
@@ -736,6 +936,11 @@ LoadedConfig load_config(const std::string& yaml_text, const Environment& env) {
       }
     }
     throw ConfigException(std::move(errors));
+  }
+  // librdkafka is handed the properties read from files like any other.
+  auto* properties = loaded.config.mutable_kafka()->mutable_properties();
+  for (const auto& [name, file] : loaded.config.kafka().property_files()) {
+    (*properties)[name] = secret(loaded.environment, "", file);
   }
   return loaded;
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -36,6 +37,9 @@ struct LoadedConfig {
   relance::v1::Config config;
   // "path = value" for every environment override applied, secrets masked.
   std::vector<std::string> overrides;
+  // The environment it was loaded with plus the content of every secret file it names, where
+  // secret() finds them: what the gateway is given.
+  Environment environment;
 };
 
 // The built-in defaults: the embedded Kafka cluster, the capture channel, and the default
@@ -50,11 +54,22 @@ const char* default_policy_yaml();
 LoadedConfig load_config(const std::string& yaml_text, const Environment& env);
 LoadedConfig load_config_file(const std::string& path, const Environment& env);
 
+// Also reads the secret files the configuration names, to check them.
 std::vector<ConfigError> validate(const relance::v1::Config& config, const Environment& env);
 
 Environment process_environment();
 
 // Reads an environment variable from `env`; empty when absent.
 std::string lookup(const Environment& env, const std::string& name);
+
+// A secret given by its variable (a `*_env` field) or its file (the matching `*_file` field):
+// its value, or empty when neither is set. A file's content is found only in the environment
+// load_config returns (LoadedConfig::environment).
+std::string secret(const Environment& env, const std::string& variable, const std::string& file);
+
+// Reads a secret file, refusing one that is not a regular file owned by this process's user
+// and closed to group and others; nullopt with the reason in `why` (which never quotes the
+// content). One final line break is dropped.
+std::optional<std::string> read_secret_file(const std::string& path, std::string& why);
 
 }  // namespace relance::config
