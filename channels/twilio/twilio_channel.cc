@@ -236,6 +236,11 @@ TwilioAccount::TwilioAccount(v1::TwilioChannelConfig config, std::string secret,
       senders_.push_back(std::make_unique<Sender>(Sender{channel, from, SenderRateLimiter(config_.default_mps()), {}}));
     }
   }
+  // Looked up for every message: an account may have thousands of senders.
+  for (const auto& s : senders_) {
+    if (s->channel == v1::SMS) sms_senders_.push_back(s.get());
+    if (s->channel == v1::WHATSAPP) whatsapp_senders_.push_back(s.get());
+  }
 }
 
 TwilioAccount::~TwilioAccount() = default;
@@ -246,17 +251,20 @@ std::size_t TwilioAccount::queued() const {
   return n;
 }
 
+const std::vector<TwilioAccount::Sender*>& TwilioAccount::senders_of(v1::Channel channel) const {
+  static const std::vector<Sender*> none;
+  if (channel == v1::SMS) return sms_senders_;
+  if (channel == v1::WHATSAPP) return whatsapp_senders_;
+  return none;
+}
+
 TwilioAccount::Sender& TwilioAccount::sender_for(v1::Channel channel, const std::string& customer) {
-  std::vector<Sender*> candidates;
-  for (const auto& s : senders_) {
-    if (s->channel == channel) candidates.push_back(s.get());
-  }
+  const auto& candidates = senders_of(channel);
   return *candidates[stable_hash(customer) % candidates.size()];
 }
 
 void TwilioAccount::send(v1::Channel channel, Outgoing outgoing) {
-  bool has_sender = std::any_of(senders_.begin(), senders_.end(), [&](const auto& s) { return s->channel == channel; });
-  if (!has_sender) {
+  if (senders_of(channel).empty()) {
     SendResult r;
     r.kind = SendResult::Kind::kPermanent;
     r.provider_code = "no_sender";
@@ -424,6 +432,10 @@ void TwilioAccount::on_created(std::shared_ptr<Job> job, Request& request, CURLc
   curl_easy_getinfo(request.easy, CURLINFO_RESPONSE_CODE, &status);
   curl_off_t connect_us = 0;
   curl_easy_getinfo(request.easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+  // A reused keep-alive connection reports no connect time although the request went out on
+  // it: only a request of which nothing was written proves that nothing reached the provider.
+  long request_bytes = 0;
+  curl_easy_getinfo(request.easy, CURLINFO_REQUEST_SIZE, &request_bytes);
   curl_off_t total_us = 0;
   curl_easy_getinfo(request.easy, CURLINFO_TOTAL_TIME_T, &total_us);
   job->latency = std::chrono::microseconds(total_us);
@@ -434,7 +446,8 @@ void TwilioAccount::on_created(std::shared_ptr<Job> job, Request& request, CURLc
   if (code != CURLE_OK) {
     // Refused or unresolved: the request never reached the provider.
     bool not_sent = code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
-                    code == CURLE_COULDNT_RESOLVE_PROXY || (code == CURLE_OPERATION_TIMEDOUT && connect_us == 0);
+                    code == CURLE_COULDNT_RESOLVE_PROXY ||
+                    (code == CURLE_OPERATION_TIMEDOUT && connect_us == 0 && request_bytes == 0);
     if (not_sent) {
       if (job->attempts < kMaxSendAttempts) return requeue(std::move(job), backoff(job->attempts));
       SendResult r;

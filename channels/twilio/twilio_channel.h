@@ -64,6 +64,7 @@ class TwilioAccount {
   struct Request;
 
   Sender& sender_for(relance::v1::Channel channel, const std::string& customer);
+  const std::vector<Sender*>& senders_of(relance::v1::Channel channel) const;
   void pump();
   void arm(Sender& sender, std::chrono::steady_clock::time_point at);
   void start_create(std::shared_ptr<Job> job);
@@ -87,6 +88,7 @@ class TwilioAccount {
   std::string messages_url_;
   std::string user_;
   std::vector<std::unique_ptr<Sender>> senders_;
+  std::vector<Sender*> sms_senders_, whatsapp_senders_;  // senders_ by channel, in order
   std::deque<Sender*> ready_;  // senders with work, in turn
   std::deque<std::shared_ptr<Job>> lookups_;  // reconciliations waiting for a free slot
   bool pumping_ = false;

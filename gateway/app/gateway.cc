@@ -7,6 +7,7 @@
 #include <fstream>
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include "app/timeline_view.h"
 #include "common/dates.h"
@@ -22,8 +23,15 @@ using google::protobuf::util::TimeUtil;
 
 namespace {
 
-constexpr int kMaxAttempts = 5;
+// Retriable failures (a provider or mail server down, throttling) are tried again with a
+// doubling delay, capped: about an hour and a half of outage before a reminder is given up.
+constexpr int kMaxAttempts = 20;
+constexpr auto kMaxRetryDelay = std::chrono::minutes(10);
 constexpr auto kFlushTimeout = std::chrono::seconds(30);
+// Waits for the broker inside the loop stay short: the same loop drives the transfers on the
+// wire, and a broker outage must not starve them into timeouts (a mail cut off after its data
+// went out is an outcome unknown, never sent again). What could not wait is tried again.
+constexpr auto kLoopFlushTimeout = std::chrono::seconds(2);
 
 google::protobuf::Timestamp to_timestamp(Instant at) {
   return TimeUtil::NanosecondsToTimestamp(
@@ -180,16 +188,24 @@ void Gateway::run() {
     }
     // With requests on the wire the network is the thing to wait on; Kafka is only glanced at.
     bool on_the_wire = transfers_->transfers_in_flight() > 0;
-    // Records come in small batches, so that one state write and one wait for the broker serve
-    // all the sends they cause.
-    for (int n = 0; n < 500; ++n) {
-      auto record = consumer_->poll(n == 0 && !on_the_wire ? wait : std::chrono::milliseconds(0));
-      if (!record) break;
-      handle(*record);
+    if (holding_for_store()) {
+      // Nothing new is read, fired or sent while the store refuses writes: their effects could
+      // not be recorded. Sends already on the wire settle; their outcomes wait in memory, and
+      // persist() tries the write again.
+      transfers_->run_once(on_the_wire ? std::chrono::milliseconds(5) : std::chrono::milliseconds(0));
+      if (!on_the_wire) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } else {
+      // Records come in small batches, so that one state write and one wait for the broker
+      // serve all the sends they cause.
+      for (int n = 0; n < 500; ++n) {
+        auto record = consumer_->poll(n == 0 && !on_the_wire ? wait : std::chrono::milliseconds(0));
+        if (!record) break;
+        handle(*record);
+      }
+      transfers_->run_once(on_the_wire ? std::min(wait, std::chrono::milliseconds(5)) : std::chrono::milliseconds(0));
+      evaluate_pending();
+      fire_due();
     }
-    transfers_->run_once(on_the_wire ? std::min(wait, std::chrono::milliseconds(5)) : std::chrono::milliseconds(0));
-    evaluate_pending();
-    fire_due();
     persist();
     answer_queries();
     producer_->poll();
@@ -199,7 +215,7 @@ void Gateway::run() {
       last_gauges = std::chrono::steady_clock::now();
     }
     if (dirty_ && std::chrono::steady_clock::now() - last_commit >= commit_every) {
-      commit();
+      commit(kLoopFlushTimeout);
       last_commit = std::chrono::steady_clock::now();
     }
   }
@@ -218,12 +234,21 @@ void Gateway::run() {
   persist(false);
   commit_deferred_since_ = {};
   dirty_ = true;
-  commit();
+  commit(kFlushTimeout);
   consumer_->close();
   bool flushed = producer_->flush(kFlushTimeout);
-  if (flushed) {
-    checkpoint();
-    store_->mark_clean();
+  if (holding_for_store()) {
+    // Offsets past the unwritten state were never committed: the next start reads them again.
+    spdlog::error("stopping with state changes the store refused ({}); the next start restores the store from the "
+                  "changelog and reads the input again from the last commit",
+                  store_failure_);
+  } else if (flushed) {
+    try {
+      checkpoint();
+      store_->mark_clean();
+    } catch (const store::StoreError& e) {
+      spdlog::error("cannot record a clean stop ({}); the next start restores the store from the changelog", e.what());
+    }
   } else {
     spdlog::error("state changes not acknowledged by the broker; the store will be restored from the changelog");
   }
@@ -364,8 +389,10 @@ void Gateway::commit() {
   }
   commit_deferred_since_ = {};
   persist();
+  // Offsets move only past state that is in the store.
+  if (holding_for_store()) return;
   // Offsets move only once the state and every effect they cover are acknowledged by the broker.
-  if (!producer_->flush(kFlushTimeout)) {
+  if (!producer_->flush(flush_timeout)) {
     spdlog::error("state changes or delivery events not acknowledged; offsets not committed");
     return;
   }
@@ -389,26 +416,80 @@ void Gateway::persist(bool send) {
     }
     ready_to_send_.clear();
   }
+  if (!write_state()) return;
   if (ledger_->has_changes()) {
-    store::StateStore::Batch batch(*store_);
+    unwritten_ = std::make_unique<store::StateStore::Batch>(*store_);
     changelog_buffer_.clear();
-    bool sending = ledger_->collect(batch, changelog_buffer_);
-    store_->write(batch, sending);
+    unwritten_sync_ = ledger_->collect(*unwritten_, changelog_buffer_);
+    if (!write_state()) return;
+  }
+  if (ready_to_send_.empty()) return;
+  // A message leaves only once its "sending" mark is on the broker too: an instance that takes
+  // the partition over after a crash then knows it may have gone out.
+  if (!producer_->flush(kLoopFlushTimeout)) {
+    // They wait for the next commit point; the broker has their marks queued.
+    spdlog::warn("{} message(s) wait: the changelog has not acknowledged their sending marks yet",
+                 ready_to_send_.size());
+    return;
+  }
+  auto sends = std::move(ready_to_send_);
+  ready_to_send_.clear();
+  for (auto& [adapter, outgoing] : sends) adapter->send(std::move(outgoing));
+}
+
+bool Gateway::write_state() {
+  if (!unwritten_ && store_failure_.empty()) return true;
+  auto now = std::chrono::steady_clock::now();
+  if (!store_failure_.empty()) {
+    if (now < store_retry_at_) return false;
+    store_->resume();
+  }
+  try {
+    // With nothing held (a refused sending mark), a small write tells whether the store is back.
+    if (unwritten_) {
+      store_->write(*unwritten_, unwritten_sync_);
+    } else {
+      store_->probe();
+    }
+  } catch (const store::StoreError& e) {
+    hold_for_store(e);
+    return false;
+  }
+  if (unwritten_) {
+    unwritten_.reset();
+    // The changelog follows the store: records leave only once their state is written here.
     const auto& topic = config_.kafka().changelog_topic();
     for (const auto& r : changelog_buffer_) {
       producer_->produce_to(topic, r.partition, r.key,
                             r.value ? std::optional<std::string_view>(*r.value) : std::nullopt);
     }
+    changelog_buffer_.clear();
   }
-  if (ready_to_send_.empty()) return;
-  // A message leaves only once its "sending" mark is on the broker too: an instance that takes
-  // the partition over after a crash then knows it may have gone out.
-  if (!producer_->flush(kFlushTimeout)) {
-    throw std::runtime_error("the changelog did not acknowledge the marks of messages about to be sent");
+  if (!store_failure_.empty()) {
+    spdlog::info("store: writable again after {} s; consuming, sending and committing resume",
+                 std::chrono::duration_cast<std::chrono::seconds>(now - store_failed_since_).count());
+    std::lock_guard lock(store_failure_mutex_);
+    store_failure_.clear();
+    metrics_.store_unwritable.store(0, std::memory_order_relaxed);
   }
-  auto sends = std::move(ready_to_send_);
-  ready_to_send_.clear();
-  for (auto& [adapter, outgoing] : sends) adapter->send(std::move(outgoing));
+  return true;
+}
+
+void Gateway::hold_for_store(const store::StoreError& error) {
+  metrics_.store_write_failures.fetch_add(1, std::memory_order_relaxed);
+  auto now = std::chrono::steady_clock::now();
+  store_retry_at_ = now + std::chrono::seconds(1);
+  if (!store_failure_.empty()) return;
+  store_failed_since_ = now;
+  metrics_.store_unwritable.store(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(store_failure_mutex_);
+    store_failure_ = error.no_space() ? std::string("no space left on the device of store.path (") + error.what() + ")"
+                                      : error.what();
+  }
+  spdlog::error("{}: {}; consuming, sending and committing wait until the store takes writes again (retried every "
+                "second); nothing is lost",
+                error.no_space() ? "store full" : "store unwritable", error.what());
 }
 
 void Gateway::checkpoint() {
@@ -418,7 +499,13 @@ void Gateway::checkpoint() {
       batch.put_changelog_offset(partition, it->second);
     }
   }
-  store_->write(batch, false);
+  try {
+    store_->write(batch, false);
+  } catch (const store::StoreError& e) {
+    // Only saves a restore some reading: an older position is still correct.
+    metrics_.store_write_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("changelog positions not recorded: {}", e.what());
+  }
 }
 
 bool Gateway::owns(int32_t partition) const { return owned_.count(partition) > 0 && !revoking_.count(partition); }
@@ -481,6 +568,10 @@ void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
 
 std::string Gateway::not_ready_reason() const {
   if (!ready_.load()) return "not started, or stopping";
+  {
+    std::lock_guard lock(store_failure_mutex_);
+    if (!store_failure_.empty()) return "the local store refuses writes: " + store_failure_;
+  }
   if (!joined_.load()) return "waiting for the consumer group to assign partitions";
   if (auto n = metrics_.partitions_catching_up.load(std::memory_order_relaxed); n > 0) {
     return std::to_string(n) + " partition(s) restoring their state or catching up with the input";
@@ -539,6 +630,7 @@ bool Gateway::on_revoking(const std::vector<int32_t>& partitions) {
   }
   evaluate_pending();
   persist();
+  if (holding_for_store()) return false;
   if (!producer_->flush(kFlushTimeout)) return false;
   checkpoint();
   return true;
@@ -698,8 +790,9 @@ void Gateway::evaluate(const std::string& key) {
     auto now = clock_->now();
     auto owned = owned_.find(ledger->partition);
     if (owned == owned_.end()) return;
-    if (!owned->second.gate_open || revoking_.count(ledger->partition)) {
-      // Looked at again once the partition has caught up, or at once by its next owner.
+    if (!owned->second.gate_open || revoking_.count(ledger->partition) || holding_for_store()) {
+      // Looked at again once the partition has caught up (or the store takes writes again), or
+      // at once by its next owner.
       ledger_->schedule(key, now);
       return;
     }
@@ -736,10 +829,11 @@ void Gateway::evaluate(const std::string& key) {
 }
 
 void Gateway::evaluate_pending() {
-  while (!to_evaluate_.empty()) {
-    auto key = std::move(to_evaluate_.extract(to_evaluate_.begin()).value());
-    evaluate(key);
-  }
+  // A send settled at once (withdrawn as it was handed over) puts its timeline back in the set:
+  // looked at next turn, not in a loop that never ends.
+  auto keys = std::move(to_evaluate_);
+  to_evaluate_.clear();
+  for (const auto& key : keys) evaluate(key);
 }
 
 std::optional<Instant> Gateway::expire_unconfirmed(const std::string& key) {
@@ -1037,13 +1131,24 @@ bool Gateway::mark_leaving(const std::string& reminder_id) {
   store::StateStore::Batch batch(*store_);
   auto code = outbox::code_of(outbox::ReminderState::kSending);
   batch.put_outbox(f.partition, reminder_id, code, f.key);
-  store_->write(batch, true);
+  if (holding_for_store()) return false;
+  try {
+    store_->write(batch, true);
+  } catch (const store::StoreError& e) {
+    // Not recorded, so it must not leave: withdrawn, and planned again once the store takes
+    // writes; everything holds until then.
+    spdlog::error("reminder {} held back: its sending mark could not be written", reminder_id);
+    hold_for_store(e);
+    return false;
+  }
   // The queued mark still waiting for the next commit point must not overwrite this one.
   finish_outbox(reminder_id, f.partition, f.key, outbox::ReminderState::kSending);
   producer_->produce_to(config_.kafka().changelog_topic(), f.partition, store::outbox_changelog_key(reminder_id),
                         code + f.key);
-  if (!producer_->flush(kFlushTimeout)) {
+  if (!producer_->flush(kLoopFlushTimeout)) {
+    // Withdrawn for now (the mark is released behind it) and tried again a second later.
     spdlog::error("reminder {} held back: its sending mark was not acknowledged by the broker", reminder_id);
+    retry_at_[reminder_id] = clock_->now() + std::chrono::seconds(1);
     return false;
   }
   it->second.mark_when_leaving = false;
@@ -1110,8 +1215,9 @@ void Gateway::settle(const std::string& reminder_id, channels::SendResult result
         // Provably not sent: forget it so that the next look at this timeline tries again.
         ledger_->release(decision.reminder_id, f.partition);
         metrics_.reminders_retried.fetch_add(1, std::memory_order_relaxed);
-        auto delay = std::max<Duration>(result.retry_after, std::chrono::seconds(1));
-        retry_at_[decision.reminder_id] = clock_->now() + delay * attempts_[decision.stage_key];
+        auto doubling = std::chrono::seconds(1) * (int64_t{1} << std::min(attempts_[decision.stage_key] - 1, 10));
+        auto delay = std::max<Duration>(result.retry_after, std::min<Duration>(doubling, kMaxRetryDelay));
+        retry_at_[decision.reminder_id] = clock_->now() + delay;
         spdlog::warn("reminder {} via {}: {} (retry {} of {})", decision.reminder_id, provider, result.message,
                      attempts_[decision.stage_key], kMaxAttempts - 1);
         break;

@@ -141,7 +141,9 @@ class Gateway {
   void publish_outcome(const ledger::CustomerLedger& ledger, const std::string& invoice_id,
                        relance::v1::ReminderOutcome::Resolution resolution, Instant at);
   void fire_due();
-  void commit();
+  // Commits the stored offsets once everything they cover is acknowledged, waiting for that at
+  // most `flush_timeout` (else they wait for the next call).
+  void commit(std::chrono::milliseconds flush_timeout);
   void answer_queries();
   // The outbox's writes, counted by state.
   bool begin_outbox(const std::string& reminder_id, int32_t partition, const std::string& key);
@@ -161,6 +163,12 @@ class Gateway {
   // over the messages waiting for their "sending" mark to be durable. `send` false drops
   // them instead (shutting down), releasing their marks.
   void persist(bool send = true);
+  // Writes the gathered state changes; false (and the gateway holds) when the store refuses.
+  bool write_state();
+  // A state write failed: from here on nothing is consumed, fired, sent or committed until it
+  // succeeds (retried once a second). Said in the log, /readyz and the metrics.
+  void hold_for_store(const store::StoreError& error);
+  bool holding_for_store() const { return unwritten_ != nullptr || !store_failure_.empty(); }
   // Writes how far the changelog is reflected in the store, after a successful flush.
   void checkpoint();
   std::optional<Instant> next_due() const;
@@ -190,6 +198,15 @@ class Gateway {
   std::set<int32_t> revoking_;
   std::map<int32_t, int64_t> changelog_acked_;  // next changelog offset per partition
   std::vector<store::ChangelogRecord> changelog_buffer_;
+  // State changes the store refused, kept as they were gathered (the ledger has let go of
+  // them) and written before anything else; changelog_buffer_ holds their records meanwhile.
+  std::unique_ptr<store::StateStore::Batch> unwritten_;
+  bool unwritten_sync_ = false;
+  // Why the store refuses writes (empty while it takes them); read by the HTTP thread.
+  std::string store_failure_;
+  mutable std::mutex store_failure_mutex_;
+  std::chrono::steady_clock::time_point store_failed_since_{};
+  std::chrono::steady_clock::time_point store_retry_at_{};
   // Messages whose "sending" mark is not durable yet.
   std::vector<std::pair<channels::ChannelAdapter*, channels::Outgoing>> ready_to_send_;
   Instant started_at_{};

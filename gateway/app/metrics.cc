@@ -152,6 +152,10 @@ std::string Metrics::prometheus_text() const {
         "Owned partitions whose reminders wait until the input is read up to its end as of the assignment.",
         partitions_catching_up);
   gauge("relance_store_bytes", "Size of the local state store (SST files and memtables).", store_bytes);
+  counter("relance_store_write_failures_total", "State writes the local store refused (full disk, I/O error).",
+          store_write_failures);
+  gauge("relance_store_unwritable", "1 while the local store refuses writes: consuming, sending and committing wait.",
+        store_unwritable);
   gauge("relance_timelines_cached", "Timelines held decoded in memory.", timelines_cached);
   for (const auto* family :
        {&events_rejected, &decisions, &sends, &delivery_statuses, &rate_limit_waits, &provider_retries, &outbox_records,

@@ -84,6 +84,8 @@ struct Metrics {
   std::atomic<uint64_t> partitions_catching_up{0};
   std::atomic<uint64_t> changelog_records_restored{0};
   std::atomic<uint64_t> store_bytes{0};
+  std::atomic<uint64_t> store_write_failures{0};
+  std::atomic<uint64_t> store_unwritable{0};
   std::atomic<uint64_t> timelines_cached{0};
 
   LabelledFamily events_rejected{"relance_events_rejected_total",

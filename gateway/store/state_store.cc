@@ -4,6 +4,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 
+#include <spdlog/spdlog.h>
+
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 
@@ -20,7 +24,7 @@ constexpr std::string_view kCleanKey = "clean";
 
 void check(const rocksdb::Status& status, const std::string& what) {
   // A store that cannot record state must stop the gateway before anything is sent or committed.
-  if (!status.ok()) throw std::runtime_error("store: " + what + ": " + status.ToString());
+  if (!status.ok()) throw StoreError("store: " + what + ": " + status.ToString(), status.IsNoSpace());
 }
 
 void put_u32(std::string& out, uint32_t v) {
@@ -59,6 +63,26 @@ rocksdb::ColumnFamilyOptions family_options(int family) {
 
 std::string offset_key(int32_t partition) { return "changelog/" + std::to_string(partition); }
 
+// RocksDB's own messages, warnings and worse, go to the gateway's log instead of a LOG file in
+// the store: on a full disk that file's writer would fail too, and RocksDB builds with
+// assertions abort on the next line written through a writer that has failed once.
+class InfoLogToSpdlog : public rocksdb::Logger {
+ public:
+  InfoLogToSpdlog() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("rocksdb: {}", line);
+    } else {
+      spdlog::warn("rocksdb: {}", line);
+    }
+  }
+};
+
 }  // namespace
 
 std::string timeline_changelog_key(std::string_view timeline_key) {
@@ -96,6 +120,7 @@ StateStore::StateStore(const std::string& path) {
   options.create_missing_column_families = true;
   // Small, steady writes; the changelog is the durable copy, so the defaults for the WAL are fine.
   options.max_background_jobs = 2;
+  options.info_log = std::make_shared<InfoLogToSpdlog>();
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (int i = 0; i < kFamilies; ++i) {
     families.emplace_back(kFamilyNames[i], family_options(i));
@@ -270,6 +295,14 @@ void StateStore::write(Batch& batch, bool sync) {
   options.sync = sync;
   check(db_->Write(options, &batch.batch_), "cannot write");
   batch.batch_.Clear();
+}
+
+bool StateStore::resume() { return db_->Resume().ok(); }
+
+void StateStore::probe() {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  check(db_->Put(sync, cf(kMeta), "probe", ""), "cannot write");
 }
 
 uint64_t StateStore::size_on_disk() const {

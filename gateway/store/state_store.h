@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +15,18 @@
 #include "common/clock.h"
 
 namespace relance::store {
+
+// A read or write the store refused (a full disk, an I/O error). The gateway holds its work
+// on a failed write and tries again rather than stopping: nothing was recorded, so nothing
+// that depends on it may happen yet.
+class StoreError : public std::runtime_error {
+ public:
+  StoreError(const std::string& what, bool no_space) : std::runtime_error(what), no_space_(no_space) {}
+  bool no_space() const { return no_space_; }
+
+ private:
+  bool no_space_;
+};
 
 // One record for the changelog topic, on the partition of the timeline it belongs to.
 struct ChangelogRecord {
@@ -87,8 +100,14 @@ class StateStore {
     StateStore& store_;
     rocksdb::WriteBatch batch_;
   };
-  // Applies the batch atomically; `sync` waits for it to reach the disk.
+  // Applies the batch atomically; `sync` waits for it to reach the disk. Throws StoreError;
+  // the batch is kept then, to be written again.
   void write(Batch& batch, bool sync);
+  // After a failed write: asks RocksDB to leave its read-only error state (it refuses every
+  // write after a failed one until then). False while it still cannot.
+  bool resume();
+  // A small synced write, to learn whether the store takes writes again. Throws StoreError.
+  void probe();
 
   // Bytes on disk (SST and WAL files).
   uint64_t size_on_disk() const;
