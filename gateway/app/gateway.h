@@ -178,7 +178,6 @@ class Gateway {
   std::unique_ptr<kafka::EmbeddedCluster> embedded_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
-  std::mutex facts_mutex_;
   std::unique_ptr<kafka::Producer> facts_producer_;  // for submit_fact, apart from the loop's
   std::string bootstrap_;
   std::unique_ptr<store::StateStore> store_;
