@@ -29,6 +29,9 @@ echo "== unit tests under ThreadSanitizer"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build/tsan -L unit --output-on-failure -j "$jobs"
 
+echo "== fuzz targets, 30 s each (clang, libFuzzer, ASan+UBSan)"
+RELANCE_FUZZ_JOBS=$jobs bash tests/fuzz/run.sh 30
+
 echo "== all tests: unit, then integration against the real broker and SMTP server"
 # Gateway logs of this run only, for the log scan (logs.scan).
 rm -rf build/release/test-logs
