@@ -225,5 +225,5 @@ for mode in keepalive close repeats; do
   [[ $mode == repeats ]] && kind="repeats: verified, answered without Kafka"
   printf '| %s | %s | %.0f (%s) | %.0f (%s) | **%.0f%%** | %s |\n' "$label" "$kind" "$n" "$(minmax <<<"${results[nginx,$mode]}")" \
     "$g" "$(minmax <<<"${results[relance,$mode]}")" "$(awk -v g="$g" -v n="$n" 'BEGIN{print 100*g/n}')" \
-    "${results[relance,$mode,errors]}"
+    "$(tr ' ' '\n' <<<"${results[relance,$mode,errors]}" | grep -v '^$' | awk -F+ '{s+=$1+$2} END{print s+0}') in all runs"
 done

@@ -32,8 +32,11 @@ cmake --build --preset release --target relance relance_decision_path_bench rela
 
 mkdir -p "$(dirname "$out")"
 report=$(mktemp)
-trap 'rm -f "$report"' EXIT
+raw=$(mktemp)
+trap 'rm -f "$report" "$raw"' EXIT
 say() { echo "$*" >>"$report"; }
+# Runs a benchmark, shows its whole output as progress and keeps it for the report.
+run_bench() { "$@" >"$raw"; cat "$raw" >&2; }
 
 model=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
 say "# Relance benchmarks"
@@ -52,8 +55,9 @@ if wanted decision; then
   say "|---|---|---|---|---|---|---|---|"
   customers=$([[ -n $quick ]] && echo 50000 || echo 200000)
   for threads in 1 2; do
-    line=$("$build/tests/bench/relance_decision_path_bench" --customers "$customers" --threads "$threads" \
-      --repeat "$repeat" | tee /dev/stderr | grep '^summary')
+    run_bench "$build/tests/bench/relance_decision_path_bench" --customers "$customers" --threads "$threads" \
+      --repeat "$repeat"
+    line=$(grep '^summary' "$raw")
     get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
     say "$(awk -v t="$threads" -v r="$(get events_per_s)" -v lo="$(get min)" -v hi="$(get max)" \
       -v pt="$(get per_thread)" -v p50="$(get p50_ns)" -v p99="$(get p99_ns)" -v p99lo="$(get p99_min)" \
@@ -98,8 +102,9 @@ if wanted throttled; then
   say "|---|---|---|---|---|---|---|---|---|---|"
   runs=$([[ -n $quick ]] && echo 1 || echo 3)
   for r in $(seq "$runs"); do
-    line=$("$build/tests/bench/relance_throttled_bench" --senders 10000 --seconds "$([[ -n $quick ]] && echo 10 || echo 20)" \
-      --in-flight 32 --reject-every 25 | tee /dev/stderr | grep '^throttled') || true
+    run_bench "$build/tests/bench/relance_throttled_bench" --senders 10000 --seconds "$([[ -n $quick ]] && echo 10 || echo 20)" \
+      --in-flight 32 --reject-every 25 || true
+    line=$(grep '^throttled' "$raw" || true)
     get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
     say "| $(get senders) | $(get seconds) | $(get in_flight) | $(get reject_every) | $(get budget_per_s) | $(awk -v u="$(get budget_used)" -v b="$(get budget_per_s)" 'BEGIN{printf "%.0f (%.1f%%)", u*b, 100*u}') | $(get accepted_per_s) | $(get windows_over_budget); $(get full_second_windows_over_budget) | $(get cancelled) of $(get withdrawn) / $(get late_after_withdrawal) | $(get lost) / $(get duplicates) |"
   done
@@ -115,7 +120,8 @@ if wanted state; then
   say
   say "| figure | value |"
   say "|---|---|"
-  "$build/tests/bench/relance_state_bench" --timelines "$timelines" | tee /dev/stderr | grep '^|' >>"$report" || true
+  run_bench "$build/tests/bench/relance_state_bench" --timelines "$timelines" || true
+  grep '^|' "$raw" >>"$report" || true
 fi
 
 cp "$report" "$out"
