@@ -141,7 +141,8 @@ TEST_F(SecretFiles, MissingEmptyShortAndNonRegularFilesAreRefused) {
                              empty + "}}\n"),
                    "channels.email.password_file"));
   auto short_token = write("short", "short");
-  const auto* e = find(errors_of("http: {admin_token_file: " + short_token + "}\n"), "http.admin_token_file");
+  auto short_errors = errors_of("http: {admin_token_file: " + short_token + "}\n");
+  const auto* e = find(short_errors, "http.admin_token_file");
   ASSERT_TRUE(e);
   EXPECT_NE(e->message.find("at least 16 characters"), std::string::npos) << e->message;
   EXPECT_TRUE(find(errors_of("http: {admin_token_file: " + dir_.string() + "}\n"), "http.admin_token_file"));
