@@ -447,7 +447,10 @@ bool Gateway::write_state() {
   try {
     // With nothing held (a refused sending mark), a small write tells whether the store is back.
     if (unwritten_) {
-      store_->write(*unwritten_, unwritten_sync_);
+      // After a failure the write is synced whatever it holds: RocksDB buffers an unsynced
+      // write in memory, which would pass for a store taking writes again while the disk is
+      // still full.
+      store_->write(*unwritten_, unwritten_sync_ || !store_failure_.empty());
     } else {
       store_->probe();
     }
