@@ -205,6 +205,8 @@ void Gateway::run() {
         auto record = consumer_->poll(n == 0 && !on_the_wire ? wait : std::chrono::milliseconds(0));
         if (!record) break;
         handle(*record);
+        // A record whose effects the store refused holds the gateway at once, not after the batch.
+        if (holding_for_store()) break;
       }
       transfers_->run_once(on_the_wire ? std::min(wait, std::chrono::milliseconds(5)) : std::chrono::milliseconds(0));
       evaluate_pending();
