@@ -4,15 +4,25 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <utility>
 
 #include "support/kafka_test_client.h"
 
 namespace relance::testing {
 
-TestTopics::TestTopics() {
+namespace {
+
+std::string name_of_running_test() {
   static std::atomic<int> counter{0};
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  suffix = std::string(info->name()) + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  return std::string(info->name()) + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+}
+
+}  // namespace
+
+TestTopics::TestTopics() : TestTopics(name_of_running_test()) {}
+
+TestTopics::TestTopics(std::string name) : suffix(std::move(name)) {
   input = "billing.invoice-events." + suffix;
   delivery = "relance.delivery-events." + suffix;
   dlq = "relance.dlq." + suffix;

@@ -9,6 +9,8 @@ namespace relance::testing {
 // so that tests never share them.
 struct TestTopics {
   TestTopics();
+  // Named after `suffix` instead (outside a running test).
+  explicit TestTopics(std::string suffix);
   std::string suffix;
   std::string input, delivery, dlq, outcomes, calls, inbound, changelog;
 
