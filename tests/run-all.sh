@@ -21,6 +21,14 @@ echo "== unit tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan -L unit --output-on-failure -j "$jobs"
 
+echo "== build: tsan (unit tests)"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs" --target relance_unit_tests
+
+echo "== unit tests under TSan"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build/tsan -L unit --output-on-failure -j "$jobs"
+
 echo "== fuzz targets, 30 s each (clang, libFuzzer, ASan+UBSan)"
 RELANCE_FUZZ_JOBS=$jobs bash tests/fuzz/run.sh 30
 
