@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need, builds once, runs the unit tests (also under ASan+UBSan), every
-# fuzz target briefly, then
-# every test with the real services (Kafka broker, SMTP server) started once for all of them.
-# Ends with ctest's summary.
+# Installs what the tests need, builds once per preset, runs the unit tests under ASan+UBSan and
+# under TSan, every fuzz target briefly, the integration tests under ASan+UBSan, then every test
+# of the release build with the real services (Kafka broker, SMTP server, Prism) started once
+# for all of them. Ends with ctest's summary.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,9 +13,9 @@ echo "== build: release"
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"
 
-echo "== build: asan+ubsan (unit tests)"
+echo "== build: asan+ubsan (unit and integration tests, the gateway)"
 cmake --preset asan >/dev/null
-cmake --build --preset asan -j "$jobs" --target relance_unit_tests
+cmake --build --preset asan -j "$jobs" --target relance_unit_tests relance_integration_tests relance relance_enospc_shim
 
 echo "== unit tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -31,6 +31,13 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 
 echo "== fuzz targets, 30 s each (clang, libFuzzer, ASan+UBSan)"
 RELANCE_FUZZ_JOBS=$jobs bash tests/fuzz/run.sh 30
+
+echo "== integration tests under ASan+UBSan (the gateway and the tests), against the real services"
+rm -rf build/asan/test-logs
+# The disk-full test preloads its ENOSPC shim into the gateway, ahead of ASan's runtime.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:verify_asan_link_order=0 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan -L integration --output-on-failure
 
 echo "== all tests: unit, then integration against the real broker and SMTP server"
 # Gateway logs of this run only, for the log scan (logs.scan).

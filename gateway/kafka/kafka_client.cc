@@ -173,13 +173,7 @@ bool Producer::produce_acknowledged(const std::string& topic, std::string_view k
   rd_kafka_headers_t* hdrs = make_headers(headers);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-    auto err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(holder), RD_KAFKA_V_END);
-#pragma GCC diagnostic pop
+    auto err = producev(topic, key, value, hdrs, holder);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // the headers and the holder belong to the record now
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
       // Back-pressure: the reports thread makes room as acknowledgements come in.
@@ -196,17 +190,22 @@ bool Producer::produce_acknowledged(const std::string& topic, std::string_view k
   return ack->done && ack->ok;
 }
 
+rd_kafka_resp_err_t Producer::producev(const std::string& topic, std::string_view key, std::string_view value,
+                                       rd_kafka_headers_t* hdrs, void* opaque) {
+  // librdkafka's RD_KAFKA_V_* macros expand to C casts.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+  return rd_kafka_producev(
+      rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+#pragma GCC diagnostic pop
+}
+
 void Producer::produce(const std::string& topic, std::string_view key, std::string_view value, const Headers& headers) {
   rd_kafka_headers_t* hdrs = make_headers(headers);
   for (;;) {
-    // librdkafka's RD_KAFKA_V_* macros expand to C casts.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-    auto err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-#pragma GCC diagnostic pop
+    auto err = producev(topic, key, value, hdrs, nullptr);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // the headers now belong to the record
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(rk_.get(), 100);  // back-pressure: wait for acknowledgements, then retry

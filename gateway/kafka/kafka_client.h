@@ -98,6 +98,9 @@ class Producer {
  private:
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
   rd_kafka_headers_t* make_headers(const Headers& headers);
+  // One record with its headers (theirs once accepted) and its delivery report's opaque.
+  rd_kafka_resp_err_t producev(const std::string& topic, std::string_view key, std::string_view value,
+                               rd_kafka_headers_t* hdrs, void* opaque);
   HandlePtr rk_;
   std::once_flag reports_started_;
   std::atomic<bool> stopping_{false};

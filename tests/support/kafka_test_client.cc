@@ -49,6 +49,13 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
   if (!producer.flush(std::chrono::seconds(30))) throw std::runtime_error("test record not acknowledged");
 }
 
+void produce_all(const std::string& bootstrap, const std::string& topic,
+                 const std::vector<std::pair<std::string, std::string>>& records) {
+  kafka::Producer producer({{"bootstrap.servers", bootstrap}});
+  for (const auto& [key, value] : records) producer.produce(topic, key, value);
+  if (!producer.flush(std::chrono::seconds(30))) throw std::runtime_error("test records not acknowledged");
+}
+
 std::vector<ConsumedRecord> read_topic(const std::string& bootstrap, const std::string& topic, std::size_t at_least,
                                        std::chrono::milliseconds timeout, std::chrono::milliseconds settle) {
   auto conf = kafka::make_conf({{"bootstrap.servers", bootstrap},

@@ -26,6 +26,11 @@ void create_topics(const std::string& bootstrap, const std::vector<std::string>&
 void produce(const std::string& bootstrap, const std::string& topic, const std::string& key, const std::string& value,
              const kafka::Headers& headers = {});
 
+// Produces (key, value) records in order with one producer, then waits for all of them: a batch
+// arrives at once, as fast as the broker takes it.
+void produce_all(const std::string& bootstrap, const std::string& topic,
+                 const std::vector<std::pair<std::string, std::string>>& records);
+
 // Reads a topic from the beginning (no consumer group commits) until `at_least` records have
 // arrived or `timeout` passes, then keeps reading for `settle` to catch unexpected extras.
 std::vector<ConsumedRecord> read_topic(const std::string& bootstrap, const std::string& topic, std::size_t at_least,
