@@ -15,7 +15,8 @@
 //       2. sustained: events paced at 90% of that rate for --sustain seconds; held when every
 //          event reached the sink exactly once, has exactly one SENT delivery event, nothing went
 //          to the dead-letter topic and the events of the last 10 s arrived with p99 < 1 s (the
-//          gateway kept up rather than piling up a backlog). If not held, 15% less, up to 4 tries.
+//          gateway kept up rather than piling up a backlog). If not held, 15% less or 90% of the
+//          rate the try got through, whichever is lower; up to 4 tries.
 //       3. latency: events paced at --low-rate and at half the highest held rate for --latency
 //          seconds each; latency = the producer's timestamp (just before produce()) → the
 //          request at the sink, p50/p99/max over every event.
@@ -363,7 +364,7 @@ int run(const std::string& brokers, const std::string& relance_binary, const fs:
   double held_rate = 0;
   Outcome held_outcome;
   double rate = 0.9 * drained_per_s;
-  for (int attempt = 0; attempt < 4 && held_rate == 0; ++attempt, rate *= 0.85) {
+  for (int attempt = 0; attempt < 4 && held_rate == 0; ++attempt) {
     auto count = static_cast<std::size_t>(rate * sustain_seconds);
     if (next + count > capacity) break;
     auto [o, s] = phase(count, rate, 30s);
@@ -373,6 +374,10 @@ int run(const std::string& brokers, const std::string& relance_binary, const fs:
       held_rate = rate;
       held_outcome = o;
     }
+    // Next: 15% less, or 90% of what the gateway actually got through in this try if that is
+    // lower (a try it could not hold tells its rate better than the burst did).
+    double achieved = static_cast<double>(o.arrived) / (static_cast<double>(o.last_arrived - o.first_produced) / 1e9);
+    rate = std::min(rate * 0.85, achieved * 0.9);
   }
 
   Outcome low, half;

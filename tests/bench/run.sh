@@ -4,12 +4,12 @@
 # ceilings, ratios) that the README's performance section reproduces. Benchmarks are not tests:
 # nothing here fails on a slow figure, only on a benchmark that could not run.
 #
-#   tests/bench/run.sh                 # everything, ~15 minutes on 2 cores
-#   QUICK=1 tests/bench/run.sh         # smaller sizes and fewer runs, ~4 minutes
+#   tests/bench/run.sh                 # everything, ~25 minutes on 2 cores
+#   QUICK=1 tests/bench/run.sh         # smaller sizes and fewer runs, ~7 minutes
 #
 # Environment: OUT (build/release/bench/results.md), REPEAT (5; 3 when QUICK), TIMELINES
 # (1000000; 200000 when QUICK) for the durable-state figures, SKIP (space-separated section
-# names to leave out: decision callbacks dispatch throttled state). Needs wrk and nginx
+# names to leave out: decision callbacks dispatch throttled e2e state). Needs wrk, nginx and kcat
 # (deploy/scripts/install-deps.sh --with-bench-tools).
 set -euo pipefail
 
@@ -28,7 +28,7 @@ cd "$root"
 log "building the benchmarks (release preset)"
 cmake --preset release >/dev/null
 cmake --build --preset release --target relance relance_decision_path_bench relance_dispatch_bench \
-  relance_throttled_bench relance_state_bench >&2
+  relance_throttled_bench relance_state_bench relance_e2e_bench >&2
 
 mkdir -p "$(dirname "$out")"
 report=$(mktemp)
@@ -108,6 +108,20 @@ if wanted throttled; then
     get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
     say "| $(get senders) | $(get seconds) | $(get in_flight) | $(get reject_every) | $(get budget_per_s) | $(awk -v u="$(get budget_used)" -v b="$(get budget_per_s)" 'BEGIN{printf "%.0f (%.1f%%)", u*b, 100*u}') | $(get accepted_per_s) | $(get windows_over_budget); $(get full_second_windows_over_budget) | $(get cancelled) of $(get withdrawn) / $(get late_after_withdrawal) | $(get lost) / $(get duplicates) |"
   done
+fi
+
+# --- b. end to end on a real broker -------------------------------------------------------------
+if wanted e2e; then
+  log "b. end to end on a real broker"
+  say
+  say "## b. End to end on a real Kafka broker (events → relance → Twilio-shaped sink → delivery events)"
+  say
+  say "Goals: the highest sustained rate ≥ 50% of the HTTP ceiling; p99 ≤ 25 ms at half of it."
+  if [[ -n $quick ]]; then
+    REPEAT=$repeat BURST=40000 SUSTAIN=20 LATENCY=10 RECORDS=100000 DURATION=5s bash "$root/tests/bench/e2e.sh" >>"$report"
+  else
+    REPEAT=$repeat bash "$root/tests/bench/e2e.sh" >>"$report"
+  fi
 fi
 
 # --- d, e. durable state -----------------------------------------------------------------------
