@@ -550,6 +550,14 @@ void Gateway::restore_partition(int32_t partition) {
 
 void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
   const auto& input = config_.kafka().input_topic();
+  // This instance may have owned these partitions a moment ago (its session lost to a broker
+  // outage, then the same assignment back): what it wrote to their changelog may still be
+  // queued in its producer. Restoring before those records land would replay older records over
+  // newer state — a sending mark over the outcome that followed it — and report sends that
+  // completed as interrupted.
+  if (!producer_->wait_delivered(kFlushTimeout)) {
+    spdlog::warn("changelog records of this instance are still unacknowledged; the restore may miss them");
+  }
   for (auto partition : partitions) {
     ledger_->forget_partition(partition);
     restore_partition(partition);

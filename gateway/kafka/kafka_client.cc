@@ -216,6 +216,10 @@ void Producer::produce(const std::string& topic, std::string_view key, std::stri
   }
 }
 
+bool Producer::wait_delivered(std::chrono::milliseconds timeout) {
+  return rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 bool Producer::flush(std::chrono::milliseconds timeout) {
   auto err = rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count()));
   bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && failed_ == 0;

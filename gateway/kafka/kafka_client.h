@@ -80,6 +80,9 @@ class Producer {
   // Waits until every record produced so far is acknowledged; false on timeout or if any
   // record failed since the last call.
   bool flush(std::chrono::milliseconds timeout);
+  // Waits until every record produced so far is acknowledged or has failed, leaving failures
+  // for the next flush() to report; false on timeout.
+  bool wait_delivered(std::chrono::milliseconds timeout);
   // Produces one record and waits for its own acknowledgement only: many threads may wait at
   // once and librdkafka batches their records, where produce() + flush() would make each
   // caller wait for everyone's. False when the broker refused it or did not answer in time (the
