@@ -131,6 +131,12 @@ grep -E '^(burst|sustained|latency) ' "$tmp/e2e.out" | while read -r line; do
   echo "| $phase | $offered | $(commas "$(f events)") | $(commas "$(f arrived)") / $(f duplicates) | $(commas "$(f sent_events)") | $(f p50_ms) ms | $(f p99_ms) ms | $([[ $(f held) == 1 ]] && echo yes || echo no) |"
 done
 echo
+restart=$(grep '^restart' "$tmp/e2e.out" || true)
+if [[ -n $restart ]]; then
+  r() { sed -n "s/.* $1=\([0-9.-]*\).*/\1/p" <<<"$restart"; }
+  echo "Restarts with the run's $(commas "$(r timelines)") timelines in the state (one open invoice each), to readiness: from the local store **$(r local_s) s** (goal 2 s), from the changelog with the store deleted **$(r changelog_s) s** (goal 5 s). Resident memory: $(r baseline_rss_mib) MiB empty, $(r local_rss_mib) MiB after the local restart, $(r changelog_rss_mib) MiB after the changelog restore: **$(r bytes_per_timeline) B per open invoice** (goal 128 B)."
+  echo
+fi
 low=$(get low_rate)
 if [[ -n $max && $max != 0 && $(get low_p99_ms) == none ]]; then
   echo "No latency run at $(commas "$low") events/s: above the highest sustained rate."

@@ -20,6 +20,9 @@
 //       3. latency: events paced at --low-rate and at half the highest held rate for --latency
 //          seconds each; latency = the producer's timestamp (just before produce()) → the
 //          request at the sink, p50/p99/max over every event.
+//       4. restarts with every timeline of the run in the state: from the local store, then with
+//          the store deleted (restored from the changelog), each timed to readiness, and the
+//          memory held once restored.
 //       Prints one key=value line per phase and a summary line. --only-rate R: after the warm-up,
 //       only a latency run at R (for profiling the gateway under a steady load).
 #include <CLI/CLI.hpp>
@@ -28,8 +31,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -159,6 +164,16 @@ struct Outcome {
            dead_letters == 0 && strangers == 0;
   }
 };
+
+// Resident memory of a process, KiB (0 when it cannot be read).
+long rss_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return 0;
+}
 
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -307,21 +322,33 @@ int run(const std::string& brokers, const std::string& relance_binary, const fs:
       << "  speed: 1\n"
       << "logging:\n"
       << "  level: warn\n";
-  relance::testing::GatewayProcess gateway({fs::absolute(relance_binary).string(), "run", "--config", (work / "relance.yaml").string()},
-                                           {{"RELANCE_KAFKA__BROKERS", brokers},
-                                            {"RELANCE_BENCH_TWILIO_TOKEN", kAuthToken}},
-                                           work, work / "gateway.log");
-  bool ready = relance::testing::eventually(60s, [&] {
-    httplib::Client client("127.0.0.1", http_port);
-    auto res = client.Get("/readyz");
-    return (res && res->status == 200) || !gateway.running();
-  });
-  if (!ready || !gateway.running()) {
-    std::fprintf(stderr, "the gateway did not get ready; its log:\n%s\n", gateway.log().c_str());
+  auto start_gateway = [&] {
+    return std::make_unique<relance::testing::GatewayProcess>(
+        std::vector<std::string>{fs::absolute(relance_binary).string(), "run", "--config",
+                                 (work / "relance.yaml").string()},
+        std::map<std::string, std::string>{{"RELANCE_KAFKA__BROKERS", brokers},
+                                           {"RELANCE_BENCH_TWILIO_TOKEN", kAuthToken}},
+        work, work / "gateway.log");
+  };
+  // Seconds from now until /readyz answers 200 (partitions assigned, restored, caught up), or -1.
+  auto seconds_to_ready = [&](relance::testing::GatewayProcess& process, std::chrono::seconds timeout) {
+    auto start = Steady::now();
+    bool ready = relance::testing::eventually(timeout, [&] {
+      httplib::Client client("127.0.0.1", http_port);
+      auto res = client.Get("/readyz");
+      return (res && res->status == 200) || !process.running();
+    });
+    if (!ready || !process.running()) return -1.0;
+    return std::chrono::duration<double>(Steady::now() - start).count();
+  };
+  auto gateway = start_gateway();
+  if (seconds_to_ready(*gateway, 60s) < 0) {
+    std::fprintf(stderr, "the gateway did not get ready; its log:\n%s\n", gateway->log().c_str());
     stopping = true;
     reader.join();
     return 2;
   }
+  const long baseline_rss_kib = rss_kib(gateway->pid());
 
   std::size_t next = 0;
   auto phase = [&](std::size_t count, double rate, std::chrono::seconds drain) {
@@ -340,7 +367,7 @@ int run(const std::string& brokers, const std::string& relance_binary, const fs:
     auto [o, s] = phase(2'000, 0, 60s);
     print("warmup", 0, s, o, o.complete());
     if (!o.complete()) {
-      std::fprintf(stderr, "the gateway did not send the warm-up events; its log:\n%s\n", gateway.log().c_str());
+      std::fprintf(stderr, "the gateway did not send the warm-up events; its log:\n%s\n", gateway->log().c_str());
       stopping = true;
       reader.join();
       return 2;
@@ -352,7 +379,7 @@ int run(const std::string& brokers, const std::string& relance_binary, const fs:
     print("latency", fixed_rate, latency_seconds, o, o.complete());
     stopping = true;
     reader.join();
-    gateway.stop();
+    gateway->stop();
     return o.complete() ? 0 : 3;
   }
 
@@ -404,9 +431,32 @@ int run(const std::string& brokers, const std::string& relance_binary, const fs:
   std::fflush(stdout);
   stopping = true;
   reader.join();
-  auto status = gateway.stop();
-  if (status != 0) std::fprintf(stderr, "the gateway ended with %d\n", status.value_or(-1));
-  return held_rate > 0 ? 0 : 3;
+
+  // Restarts with every timeline of the run in the state: from the local store, then with the
+  // store deleted (restored from the changelog topic), each timed from the process's start to
+  // its readiness; the memory it holds once restored, beside what it held empty.
+  auto restart = [&](bool from_changelog) {
+    if (auto status = gateway->stop(); status != 0) {
+      std::fprintf(stderr, "the gateway ended with %d\n", status.value_or(-1));
+    }
+    if (from_changelog) fs::remove_all(work / "store");
+    gateway = start_gateway();
+    auto seconds = seconds_to_ready(*gateway, 600s);
+    std::this_thread::sleep_for(2s);  // what the restore left behind, not its peak
+    return std::make_pair(seconds, rss_kib(gateway->pid()));
+  };
+  auto [local_s, local_rss] = restart(false);
+  auto [changelog_s, changelog_rss] = restart(true);
+  std::printf("restart timelines=%zu local_s=%.2f changelog_s=%.2f baseline_rss_mib=%.0f local_rss_mib=%.0f "
+              "changelog_rss_mib=%.0f bytes_per_timeline=%.0f\n",
+              next, local_s, changelog_s, static_cast<double>(baseline_rss_kib) / 1024,
+              static_cast<double>(local_rss) / 1024, static_cast<double>(changelog_rss) / 1024,
+              static_cast<double>(changelog_rss - baseline_rss_kib) * 1024 / static_cast<double>(next));
+  std::fflush(stdout);
+  if (auto status = gateway->stop(); status != 0) {
+    std::fprintf(stderr, "the gateway ended with %d\n", status.value_or(-1));
+  }
+  return held_rate > 0 && local_s >= 0 && changelog_s >= 0 ? 0 : 3;
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ class GatewayProcess {
   void crash();
   bool running();
   std::string log() const;
+  pid_t pid() const { return pid_; }
 
  private:
   // Collects the child's exit status if it has ended; true when it has.
