@@ -422,12 +422,15 @@ void Gateway::persist(bool send) {
   if (ledger_->has_changes()) {
     unwritten_ = std::make_unique<store::StateStore::Batch>(*store_);
     changelog_buffer_.clear();
-    unwritten_sync_ = ledger_->collect(*unwritten_, changelog_buffer_);
+    ledger_->collect(*unwritten_, changelog_buffer_);
     if (!write_state()) return;
   }
   if (ready_to_send_.empty()) return;
   // A message leaves only once its "sending" mark is on the broker too: an instance that takes
-  // the partition over after a crash then knows it may have gone out.
+  // the partition over after a crash then knows it may have gone out. (The store's write above
+  // is not synced: a store not closed cleanly is restored from the changelog.) Waiting here
+  // rather than releasing each message on its record's delivery report batches the next turn's
+  // records: measured faster on two cores.
   if (!producer_->flush(kLoopFlushTimeout)) {
     // They wait for the next commit point; the broker has their marks queued.
     spdlog::warn("{} message(s) wait: the changelog has not acknowledged their sending marks yet",
@@ -452,7 +455,7 @@ bool Gateway::write_state() {
       // After a failure the write is synced whatever it holds: RocksDB buffers an unsynced
       // write in memory, which would pass for a store taking writes again while the disk is
       // still full.
-      store_->write(*unwritten_, unwritten_sync_ || !store_failure_.empty());
+      store_->write(*unwritten_, !store_failure_.empty());
     } else {
       store_->probe();
     }
@@ -1139,14 +1142,16 @@ bool Gateway::mark_leaving(const std::string& reminder_id) {
   auto it = in_flight_.find(reminder_id);
   if (it == in_flight_.end() || !it->second.mark_when_leaving) return true;
   const auto& f = it->second;
-  // On disk with fsync, and acknowledged by the broker, before the message leaves: this
-  // instance after a restart, or the partition's next owner, never sends it blindly again.
+  // In the store, and acknowledged by the broker, before the message leaves: this instance
+  // after a restart, or the partition's next owner, never sends it blindly again. The store's
+  // write is not synced: after a crash the store is restored from the changelog, which holds
+  // the mark.
   store::StateStore::Batch batch(*store_);
   auto code = outbox::code_of(outbox::ReminderState::kSending);
   batch.put_outbox(f.partition, reminder_id, code, f.key);
   if (holding_for_store()) return false;
   try {
-    store_->write(batch, true);
+    store_->write(batch, false);
   } catch (const store::StoreError& e) {
     // Not recorded, so it must not leave: withdrawn, and planned again once the store takes
     // writes; everything holds until then.

@@ -200,7 +200,6 @@ class Gateway {
   // State changes the store refused, kept as they were gathered (the ledger has let go of
   // them) and written before anything else; changelog_buffer_ holds their records meanwhile.
   std::unique_ptr<store::StateStore::Batch> unwritten_;
-  bool unwritten_sync_ = false;
   // Why the store refuses writes (empty while it takes them); read by the HTTP thread.
   std::string store_failure_;
   mutable std::mutex store_failure_mutex_;

@@ -122,7 +122,6 @@ bool DurableLedger::begin(const std::string& reminder_id, int32_t partition, con
   if (outbox_state(reminder_id)) return false;
   pending_outbox_[reminder_id] =
       PendingMark{partition, outbox::code_of(outbox::ReminderState::kSending), timeline_key};
-  pending_sending_ = true;
   return true;
 }
 
@@ -148,7 +147,7 @@ std::optional<outbox::ReminderState> DurableLedger::outbox_state(const std::stri
   return std::nullopt;
 }
 
-bool DurableLedger::collect(store::StateStore::Batch& batch, std::vector<store::ChangelogRecord>& changelog) {
+void DurableLedger::collect(store::StateStore::Batch& batch, std::vector<store::ChangelogRecord>& changelog) {
   for (const auto& key : dirty_) {
     auto it = cache_.find(key);
     if (it == cache_.end() || !it->second.dirty) continue;
@@ -180,9 +179,6 @@ bool DurableLedger::collect(store::StateStore::Batch& batch, std::vector<store::
     }
   }
   pending_outbox_.clear();
-  bool sending = pending_sending_;
-  pending_sending_ = false;
-  return sending;
 }
 
 void DurableLedger::restore(int32_t partition, std::string_view key, const std::optional<std::string_view>& value,

@@ -54,9 +54,8 @@ class DurableLedger {
   std::vector<std::string> sending_timelines(int32_t partition) const { return store_.sending_timelines(partition); }
   std::optional<outbox::ReminderState> outbox_state(const std::string& reminder_id) const;
 
-  // Moves every change since the last call into `batch` and `changelog`. True when the batch
-  // holds a "sending" mark, which must reach the disk (sync) before that message leaves.
-  bool collect(store::StateStore::Batch& batch, std::vector<store::ChangelogRecord>& changelog);
+  // Moves every change since the last call into `batch` and `changelog`.
+  void collect(store::StateStore::Batch& batch, std::vector<store::ChangelogRecord>& changelog);
   bool has_changes() const { return !dirty_.empty() || !pending_outbox_.empty(); }
 
   // A changelog record read while restoring `partition`, written into `batch`.
@@ -98,7 +97,6 @@ class DurableLedger {
   // deletions that taking timers leaves at the front of the index.
   std::map<int32_t, Instant> low_water_;
   void lower_water(int32_t partition, Instant at);
-  bool pending_sending_ = false;
 };
 
 }  // namespace relance::ledger

@@ -44,8 +44,8 @@ class DurableLedgerTest : public ::testing::Test {
   static std::vector<store::ChangelogRecord> commit(store::StateStore& store, DurableLedger& ledger) {
     store::StateStore::Batch batch(store);
     std::vector<store::ChangelogRecord> changelog;
-    bool sync = ledger.collect(batch, changelog);
-    store.write(batch, sync);
+    ledger.collect(batch, changelog);
+    store.write(batch, false);
     return changelog;
   }
 
