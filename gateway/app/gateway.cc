@@ -1,10 +1,12 @@
 #include "app/gateway.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <fstream>
+
 #include <algorithm>
 #include <set>
 #include <thread>
@@ -32,6 +34,8 @@ constexpr auto kFlushTimeout = std::chrono::seconds(30);
 // wire, and a broker outage must not starve them into timeouts (a mail cut off after its data
 // went out is an outcome unknown, never sent again). What could not wait is tried again.
 constexpr auto kLoopFlushTimeout = std::chrono::seconds(2);
+// Changelog records gathered before a restore writes them (the memory it holds meanwhile).
+constexpr std::size_t kRestoreChunk = 50000;
 
 google::protobuf::Timestamp to_timestamp(Instant at) {
   return TimeUtil::NanosecondsToTimestamp(
@@ -531,20 +535,29 @@ void Gateway::restore_partition(int32_t partition) {
   const auto& topic = config_.kafka().changelog_topic();
   auto from = store_->changelog_offset(partition);
   auto started = std::chrono::steady_clock::now();
-  store::StateStore::Batch batch(*store_);
+  // The changelog is read in chunks, and of each chunk only the last record of every key is
+  // applied — what compaction keeps — so a timeline changed four times is written once.
+  std::unordered_map<std::string, std::optional<std::string>> latest;
   std::size_t records = 0;
-  auto end = kafka::read_partition(kafka_properties_, topic, partition, from, [&](const kafka::Record& record) {
-    std::optional<std::string_view> value;
-    if (record.raw()->payload != nullptr) value = record.value();
-    ledger_->restore(partition, record.key(), value, batch);
-    if (++records % 10'000 == 0) {
-      store_->write(batch, false);
-      ledger_->restored();
+  auto apply = [&] {
+    store::StateStore::Batch batch(*store_);
+    for (const auto& [key, value] : latest) {
+      ledger_->restore(partition, key, value ? std::optional<std::string_view>(*value) : std::nullopt, batch);
     }
+    store_->write_restored(batch);
+    latest.clear();
+  };
+  auto end = kafka::read_partition(kafka_properties_, topic, partition, from, [&](const kafka::Record& record) {
+    std::optional<std::string> value;
+    if (record.raw()->payload != nullptr) value.emplace(record.value());
+    latest.insert_or_assign(std::string(record.key()), std::move(value));
+    if (++records % kRestoreChunk == 0) apply();
   });
+  apply();
+  ledger_->restored();
+  store::StateStore::Batch batch(*store_);
   batch.put_changelog_offset(partition, end);
   store_->write(batch, true);
-  ledger_->restored();
   metrics_.changelog_records_restored.fetch_add(records, std::memory_order_relaxed);
   changelog_acked_[partition] = end;
   spdlog::info("partition {}: restored {} changelog record(s) (offsets {} to {}) in {} ms", partition, records, from, end,
@@ -578,6 +591,10 @@ void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
                    committed);
     }
   }
+  // A restore reads and gathers hundreds of megabytes for a large changelog, freed by now but
+  // kept by the allocator in its arenas; given back so that the resident size stays the
+  // state's own.
+  if (!partitions.empty()) ::malloc_trim(0);
   update_partition_gauges();
   joined_.store(true);
 }

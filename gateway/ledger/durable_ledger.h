@@ -61,7 +61,9 @@ class DurableLedger {
   // A changelog record read while restoring `partition`, written into `batch`.
   void restore(int32_t partition, std::string_view key, const std::optional<std::string_view>& value,
                store::StateStore::Batch& batch);
-  // After the batch of restored records is written.
+  // After a partition's restored records are written. Until then the ledger remembers where
+  // each restored timeline is scheduled, so a later record of it replaces that entry without
+  // reading the store.
   void restored() { restoring_.clear(); }
 
   // Drops the cached timelines of a partition (after its changes were collected).

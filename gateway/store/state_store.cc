@@ -1,14 +1,17 @@
 #include "store/state_store.h"
 
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
 namespace relance::store {
@@ -50,8 +53,21 @@ Instant instant_of(uint64_t encoded) {
   return Instant{Duration{static_cast<Duration::rep>(encoded ^ (uint64_t{1} << 63))}};
 }
 
+constexpr std::size_t kMemtableBudget = std::size_t{64} << 20;
+
 rocksdb::ColumnFamilyOptions family_options(int family) {
   rocksdb::ColumnFamilyOptions options;
+  options.write_buffer_size = kMemtableBudget / 4;
+  if (family == kTimelines || family == kOutbox) {
+    // Looked up by key, and often for a key that is not there (a new customer, a reminder
+    // before its first send): Bloom filters, in the files and in the memtable, answer those
+    // without reading a block.
+    rocksdb::BlockBasedTableOptions table;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    options.memtable_prefix_bloom_size_ratio = 0.02;
+    options.memtable_whole_key_filtering = true;
+  }
   if (family == kDue || family == kInflight) {
     // Queues: every entry is deleted soon after it is written. Files full of deletions are
     // compacted early so that seeks do not wade through them.
@@ -120,6 +136,9 @@ StateStore::StateStore(const std::string& path) {
   options.create_missing_column_families = true;
   // Small, steady writes; the changelog is the durable copy, so the defaults for the WAL are fine.
   options.max_background_jobs = 2;
+  // Memtables are the store's largest use of memory: bounded together, and small enough
+  // that a memtable insert stays cheap.
+  options.db_write_buffer_size = kMemtableBudget;
   options.info_log = std::make_shared<InfoLogToSpdlog>();
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (int i = 0; i < kFamilies; ++i) {
@@ -294,6 +313,51 @@ void StateStore::write(Batch& batch, bool sync) {
   rocksdb::WriteOptions options;
   options.sync = sync;
   check(db_->Write(options, &batch.batch_), "cannot write");
+  batch.batch_.Clear();
+}
+
+namespace {
+
+// The operations of a write batch, to be written again in another order.
+class BatchOperations : public rocksdb::WriteBatch::Handler {
+ public:
+  struct Operation {
+    uint32_t family;
+    std::string key;
+    std::optional<std::string> value;  // nullopt: a deletion
+  };
+  std::vector<Operation> operations;
+
+  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    operations.push_back({family, key.ToString(), value.ToString()});
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice& key) override {
+    operations.push_back({family, key.ToString(), std::nullopt});
+    return rocksdb::Status::OK();
+  }
+};
+
+}  // namespace
+
+void StateStore::write_restored(Batch& batch) {
+  if (batch.empty()) return;
+  BatchOperations gathered;
+  check(batch.batch_.Iterate(&gathered), "cannot read a batch");
+  // Stable: operations on one key keep their order.
+  std::stable_sort(gathered.operations.begin(), gathered.operations.end(), [](const auto& a, const auto& b) {
+    return a.family != b.family ? a.family < b.family : a.key < b.key;
+  });
+  std::map<uint32_t, rocksdb::ColumnFamilyHandle*> by_id;
+  for (auto* handle : handles_) by_id[handle->GetID()] = handle;
+  rocksdb::WriteBatch ordered;
+  for (const auto& op : gathered.operations) {
+    auto* family = by_id.at(op.family);
+    check(op.value ? ordered.Put(family, op.key, *op.value) : ordered.Delete(family, op.key), "cannot batch");
+  }
+  rocksdb::WriteOptions options;
+  options.disableWAL = true;
+  check(db_->Write(options, &ordered), "cannot write");
   batch.batch_.Clear();
 }
 

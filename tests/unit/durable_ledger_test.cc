@@ -49,6 +49,17 @@ class DurableLedgerTest : public ::testing::Test {
     return changelog;
   }
 
+  using Records = std::vector<store::ChangelogRecord>;
+  // Hands changelog records to the ledger's restore, as the gateway does with what it reads.
+  static void restore(DurableLedger& ledger, store::StateStore::Batch& batch, Records::const_iterator begin,
+                      Records::const_iterator end) {
+    for (auto it = begin; it != end; ++it) {
+      std::optional<std::string_view> value;
+      if (it->value) value = *it->value;
+      ledger.restore(it->partition, it->key, value, batch);
+    }
+  }
+
   std::filesystem::path dir_;
   const Instant t0_ = Instant{} + std::chrono::hours(24 * 365 * 56);
 };
@@ -139,11 +150,7 @@ TEST_F(DurableLedgerTest, ChangelogRecordsRestoreTimelinesScheduleAndOutbox) {
   store::StateStore store(dir_.string());
   DurableLedger ledger(store);
   store::StateStore::Batch batch(store);
-  for (const auto& r : changelog) {
-    std::optional<std::string_view> value;
-    if (r.value) value = *r.value;
-    ledger.restore(r.partition, r.key, value, batch);
-  }
+  restore(ledger, batch, changelog.begin(), changelog.end());
   store.write(batch, true);
   ledger.restored();
   ASSERT_NE(ledger.find("c1"), nullptr);
@@ -152,6 +159,49 @@ TEST_F(DurableLedgerTest, ChangelogRecordsRestoreTimelinesScheduleAndOutbox) {
   EXPECT_EQ(store.count_due(1, t0_ + 10h, 100), 1u);
   EXPECT_EQ(ledger.outbox_state("rem-1"), outbox::ReminderState::kSending);
   EXPECT_EQ(ledger.sending_timelines(1), std::vector<std::string>{"c1"});
+}
+
+TEST_F(DurableLedgerTest, ARestoreWrittenInChunksSortedAndWithoutTheLogSurvivesACleanStop) {
+  std::vector<store::ChangelogRecord> changelog;
+  {
+    store::StateStore store(dir_.string() + "-a");
+    DurableLedger ledger(store);
+    for (int i = 0; i < 50; ++i) {
+      auto key = "c" + std::to_string(49 - i);  // written in reverse key order
+      ledger.apply(key, 1, i, issued("e" + std::to_string(i), "inv-" + std::to_string(i)));
+      ledger.schedule(key, t0_ + std::chrono::minutes(i));
+    }
+    ledger.begin("rem-1", 1, "c7");
+    auto first = commit(store, ledger);
+    ledger.schedule("c7", t0_ + 5h);  // moved: only this entry may remain in the schedule
+    ledger.finish("rem-1", 1, "c7", outbox::ReminderState::kAccepted);
+    auto second = commit(store, ledger);
+    changelog = first;
+    changelog.insert(changelog.end(), second.begin(), second.end());
+  }
+  std::filesystem::remove_all(dir_.string() + "-a");
+  {
+    store::StateStore store(dir_.string());
+    DurableLedger ledger(store);
+    // Two chunks, as the gateway writes them: the second one changes what the first wrote.
+    std::size_t half = changelog.size() / 2;
+    for (auto [from, to] : {std::pair{std::size_t{0}, half}, std::pair{half, changelog.size()}}) {
+      store::StateStore::Batch batch(store);
+      auto begin = changelog.begin();
+      restore(ledger, batch, begin + static_cast<std::ptrdiff_t>(from), begin + static_cast<std::ptrdiff_t>(to));
+      store.write_restored(batch);
+    }
+    ledger.restored();
+    store.mark_clean();
+  }
+  store::StateStore store(dir_.string());
+  ASSERT_TRUE(store.was_clean());
+  DurableLedger ledger(store);
+  EXPECT_EQ(store.count_due(1, t0_ + 10h, 100), 50u);
+  EXPECT_EQ(ledger.find("c7")->next_due, t0_ + 5h);
+  EXPECT_EQ(ledger.find("c0")->next_due, t0_ + 49min);
+  EXPECT_EQ(ledger.outbox_state("rem-1"), outbox::ReminderState::kAccepted);
+  EXPECT_TRUE(ledger.sending_timelines(1).empty());
 }
 
 TEST_F(DurableLedgerTest, TheCacheStaysWithinItsCapacityAndReadsBackFromTheStore) {
