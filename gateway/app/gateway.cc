@@ -8,8 +8,13 @@
 #include <fstream>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "app/timeline_view.h"
 #include "common/dates.h"
@@ -531,37 +536,99 @@ std::optional<Instant> Gateway::next_due() const {
   return next;
 }
 
-void Gateway::restore_partition(int32_t partition) {
+void Gateway::restore_partitions(const std::vector<int32_t>& partitions) {
+  if (partitions.empty()) return;
   const auto& topic = config_.kafka().changelog_topic();
-  auto from = store_->changelog_offset(partition);
   auto started = std::chrono::steady_clock::now();
-  // The changelog is read in chunks, and of each chunk only the last record of every key is
-  // applied — what compaction keeps — so a timeline changed four times is written once.
-  std::unordered_map<std::string, std::optional<std::string>> latest;
-  std::size_t records = 0;
-  auto apply = [&] {
-    store::StateStore::Batch batch(*store_);
-    for (const auto& [key, value] : latest) {
-      ledger_->restore(partition, key, value ? std::optional<std::string_view>(*value) : std::nullopt, batch);
-    }
-    store_->write_restored(batch);
-    latest.clear();
+  // Each partition's changelog is read on a thread of its own, in chunks of which only the
+  // last record of every key is kept — what compaction keeps — so a timeline changed four
+  // times is written once. This thread applies the chunks as they come (the ledger is not
+  // shared), while the readers fetch and gather the next ones.
+  using Chunk = std::unordered_map<std::string, std::optional<std::string>>;
+  struct Reading {
+    int32_t partition = 0;
+    int64_t from = 0;
+    int64_t end = 0;
+    std::size_t records = 0;
+    std::exception_ptr failure;
   };
-  auto end = kafka::read_partition(kafka_properties_, topic, partition, from, [&](const kafka::Record& record) {
-    std::optional<std::string> value;
-    if (record.raw()->payload != nullptr) value.emplace(record.value());
-    latest.insert_or_assign(std::string(record.key()), std::move(value));
-    if (++records % kRestoreChunk == 0) apply();
-  });
-  apply();
+  std::vector<Reading> readings;
+  for (auto partition : partitions) {
+    Reading r;
+    r.partition = partition;
+    r.from = store_->changelog_offset(partition);
+    readings.push_back(std::move(r));
+  }
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::pair<int32_t, Chunk>> ready;
+  std::size_t reading = readings.size();
+  std::vector<std::thread> readers;
+  for (auto& r : readings) {
+    readers.emplace_back([&, &r = r] {
+      Chunk latest;
+      auto hand_over = [&] {
+        std::unique_lock lock(mutex);
+        // Two chunks per reader at most wait: the memory a restore holds stays bounded.
+        changed.wait(lock, [&] { return ready.size() < 2 * readings.size(); });
+        ready.emplace_back(r.partition, std::move(latest));
+        latest = Chunk();
+        changed.notify_all();
+      };
+      try {
+        r.end = kafka::read_partition(kafka_properties_, topic, r.partition, r.from, [&](const kafka::Record& record) {
+          std::optional<std::string> value;
+          if (record.raw()->payload != nullptr) value.emplace(record.value());
+          latest.insert_or_assign(std::string(record.key()), std::move(value));
+          if (++r.records % kRestoreChunk == 0) hand_over();
+        });
+        if (!latest.empty()) hand_over();
+      } catch (...) {
+        r.failure = std::current_exception();
+      }
+      std::lock_guard lock(mutex);
+      --reading;
+      changed.notify_all();
+    });
+  }
+  std::exception_ptr failure;
+  for (;;) {
+    std::pair<int32_t, Chunk> chunk;
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, [&] { return !ready.empty() || reading == 0; });
+      if (ready.empty()) break;
+      chunk = std::move(ready.front());
+      ready.pop_front();
+      changed.notify_all();
+    }
+    if (failure) continue;  // the readers are drained before the failure is thrown
+    try {
+      store::StateStore::Batch batch(*store_);
+      for (const auto& [key, value] : chunk.second) {
+        ledger_->restore(chunk.first, key, value ? std::optional<std::string_view>(*value) : std::nullopt, batch);
+      }
+      store_->write_restored(batch);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  for (auto& reader : readers) reader.join();
   ledger_->restored();
+  for (const auto& r : readings) {
+    if (r.failure && !failure) failure = r.failure;
+  }
+  if (failure) std::rethrow_exception(failure);
   store::StateStore::Batch batch(*store_);
-  batch.put_changelog_offset(partition, end);
+  for (const auto& r : readings) batch.put_changelog_offset(r.partition, r.end);
   store_->write(batch, true);
-  metrics_.changelog_records_restored.fetch_add(records, std::memory_order_relaxed);
-  changelog_acked_[partition] = end;
-  spdlog::info("partition {}: restored {} changelog record(s) (offsets {} to {}) in {} ms", partition, records, from, end,
-               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  for (const auto& r : readings) {
+    metrics_.changelog_records_restored.fetch_add(r.records, std::memory_order_relaxed);
+    changelog_acked_[r.partition] = r.end;
+    spdlog::info("partition {}: restored {} changelog record(s) (offsets {} to {}) in {} ms", r.partition, r.records,
+                 r.from, r.end, ms);
+  }
 }
 
 void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
@@ -574,9 +641,9 @@ void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
   if (!producer_->wait_delivered(kFlushTimeout)) {
     spdlog::warn("changelog records of this instance are still unacknowledged; the restore may miss them");
   }
+  for (auto partition : partitions) ledger_->forget_partition(partition);
+  restore_partitions(partitions);
   for (auto partition : partitions) {
-    ledger_->forget_partition(partition);
-    restore_partition(partition);
     OwnedPartition owned;
     auto end = consumer_->end_offset(input, partition, std::chrono::seconds(10));
     auto committed = consumer_->committed(input, partition, std::chrono::seconds(10));

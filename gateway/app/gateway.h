@@ -155,7 +155,9 @@ class Gateway {
   void on_assigned(const std::vector<int32_t>& partitions);
   bool on_revoking(const std::vector<int32_t>& partitions);
   void on_revoked(const std::vector<int32_t>& partitions);
-  void restore_partition(int32_t partition);
+  // Reads the partitions' changelogs from the offsets the store reflects into the store, the
+  // partitions in parallel. Throws if one cannot be read or written.
+  void restore_partitions(const std::vector<int32_t>& partitions);
   void open_gate(int32_t partition);
   bool owns(int32_t partition) const;
   void update_partition_gauges();
