@@ -64,26 +64,14 @@ std::vector<Record> make_stream(long first, long customers) {
   std::vector<Record> issued, paid;
   issued.reserve(static_cast<size_t>(customers));
   for (long i = first; i < first + customers; ++i) {
-    relance::testing::InvoiceSpec spec;
-    spec.event_id = "issued-" + std::to_string(i);
-    spec.customer_id = "cust-" + std::to_string(i);
-    spec.invoice_id = "inv-" + std::to_string(i);
-    spec.number = "F-2026-" + std::to_string(i);
-    spec.email = "customer" + std::to_string(i) + "@example.com";
-    spec.locale = i % 2 ? "fr-FR" : "en-IE";
-    spec.payment_link = "https://pay.example.com/inv-" + std::to_string(i);
+    auto spec = relance::testing::numbered_invoice(i);
     const long kind = i % 10;
     spec.due_on = kind < 7 ? "2026-12-20" : "2026-11-10";
     spec.amount_due = kind == 9 ? 620'000 : 12'000 + i % 1000;
-    auto event = relance::testing::invoice_issued(spec);
-    auto* customer = event.mutable_invoice_issued()->mutable_customer();
-    customer->set_country("FR");
     // Every customer has a number of their own: libphonenumber's answers cannot come from a
     // cache on their first invoice.
-    customer->set_phone("+336" + std::to_string(10'000'000 + i % 90'000'000));
-    auto* consent = customer->add_consents();
-    consent->set_channel(v1::SMS);
-    consent->set_granted(true);
+    auto event = relance::testing::with_sms_consent(relance::testing::invoice_issued(spec),
+                                                    "+336" + std::to_string(10'000'000 + i % 90'000'000));
     issued.push_back({spec.customer_id, event.SerializeAsString()});
     if (i % 3 == 0) {
       auto payment = relance::testing::payment_received("paid-" + std::to_string(i), spec.invoice_id, spec.amount_due);

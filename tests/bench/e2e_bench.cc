@@ -101,24 +101,11 @@ std::optional<std::size_t> index_of_customer(std::string_view id) {
 }
 
 std::string event_for(std::size_t i) {
-  relance::testing::InvoiceSpec spec;
-  spec.event_id = "issued-" + std::to_string(i);
-  spec.customer_id = "cust-" + std::to_string(i);
-  spec.invoice_id = "inv-" + std::to_string(i);
-  spec.number = "F-2026-" + std::to_string(i);
-  spec.email = "customer" + std::to_string(i) + "@example.com";
-  spec.locale = i % 2 ? "fr-FR" : "en-IE";
-  spec.payment_link = "https://pay.example.com/inv-" + std::to_string(i);
+  auto spec = relance::testing::numbered_invoice(static_cast<long>(i));
   spec.due_on = "2026-11-20";
   spec.amount_due = 12'000 + static_cast<int64_t>(i % 1000);
-  auto event = relance::testing::invoice_issued(spec);
-  auto* customer = event.mutable_invoice_issued()->mutable_customer();
-  customer->set_country("FR");
-  customer->set_phone("+336" + std::to_string(kPhoneBase + static_cast<long>(i)));
-  auto* consent = customer->add_consents();
-  consent->set_channel(v1::SMS);
-  consent->set_granted(true);
-  return event.SerializeAsString();
+  auto phone = "+336" + std::to_string(kPhoneBase + static_cast<long>(i));
+  return relance::testing::with_sms_consent(relance::testing::invoice_issued(spec), phone).SerializeAsString();
 }
 
 struct Rig {

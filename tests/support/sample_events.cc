@@ -27,6 +27,29 @@ relance::v1::InvoiceEvent invoice_issued(const InvoiceSpec& spec) {
   return e;
 }
 
+InvoiceSpec numbered_invoice(long i) {
+  const auto n = std::to_string(i);
+  InvoiceSpec spec;
+  spec.event_id = "issued-" + n;
+  spec.customer_id = "cust-" + n;
+  spec.invoice_id = "inv-" + n;
+  spec.number = "F-2026-" + n;
+  spec.email = "customer" + n + "@example.com";
+  spec.locale = i % 2 ? "fr-FR" : "en-IE";
+  spec.payment_link = "https://pay.example.com/inv-" + n;
+  return spec;
+}
+
+relance::v1::InvoiceEvent with_sms_consent(relance::v1::InvoiceEvent event, const std::string& phone) {
+  auto* customer = event.mutable_invoice_issued()->mutable_customer();
+  customer->set_country("FR");
+  customer->set_phone(phone);
+  auto* consent = customer->add_consents();
+  consent->set_channel(relance::v1::SMS);
+  consent->set_granted(true);
+  return event;
+}
+
 relance::v1::InvoiceEvent payment_received(const std::string& event_id, const std::string& invoice_id, int64_t amount,
                                            const std::string& currency) {
   relance::v1::InvoiceEvent e;

@@ -22,6 +22,11 @@ struct InvoiceSpec {
 };
 
 relance::v1::InvoiceEvent invoice_issued(const InvoiceSpec& spec);
+// The invoice of customer number i, for streams of many customers: ids, invoice number, email
+// and payment link carry i; odd customers read French, even ones English.
+InvoiceSpec numbered_invoice(long i);
+// The same event with a French mobile number for its customer and their consent to SMS.
+relance::v1::InvoiceEvent with_sms_consent(relance::v1::InvoiceEvent event, const std::string& phone);
 relance::v1::InvoiceEvent payment_received(const std::string& event_id, const std::string& invoice_id,
                                            int64_t amount, const std::string& currency = "EUR");
 
