@@ -251,7 +251,7 @@ void Gateway::run() {
   dirty_ = true;
   commit(kFlushTimeout);
   consumer_->close();
-  bool flushed = producer_->flush(kFlushTimeout);
+  bool flushed = write_and_acknowledge(kFlushTimeout);
   if (holding_for_store()) {
     // Offsets past the unwritten state were never committed: the next start reads them again.
     spdlog::error("stopping with state changes the store refused ({}); the next start restores the store from the "
@@ -399,12 +399,10 @@ void Gateway::commit(std::chrono::milliseconds flush_timeout) {
     if (now - commit_deferred_since_ < std::chrono::seconds(10)) return;
   }
   commit_deferred_since_ = {};
-  persist();
-  // Offsets move only past state that is in the store.
-  if (holding_for_store()) return;
-  // Offsets move only once the state and every effect they cover are acknowledged by the broker.
-  if (!producer_->flush(flush_timeout)) {
-    spdlog::error("state changes or delivery events not acknowledged; offsets not committed");
+  // Offsets move only once the state and every effect they cover are in the store and
+  // acknowledged by the broker.
+  if (!write_and_acknowledge(flush_timeout)) {
+    if (!holding_for_store()) spdlog::error("state changes or delivery events not acknowledged; offsets not committed");
     return;
   }
   checkpoint();
@@ -412,6 +410,21 @@ void Gateway::commit(std::chrono::milliseconds flush_timeout) {
     dirty_ = false;
     metrics_.commits.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+bool Gateway::write_and_acknowledge(std::chrono::milliseconds timeout) {
+  persist();
+  if (holding_for_store() || !flush_producer(timeout)) return false;
+  if (!ledger_->has_changes()) return true;
+  // Held back behind effects that only this flush saw acknowledged.
+  persist();
+  return !holding_for_store() && !ledger_->has_changes() && flush_producer(timeout);
+}
+
+bool Gateway::flush_producer(std::chrono::milliseconds timeout) {
+  if (!producer_->flush(timeout)) return false;
+  effects_unacknowledged_ = false;
+  return true;
 }
 
 void Gateway::persist(bool send) {
@@ -429,6 +442,15 @@ void Gateway::persist(bool send) {
   }
   if (!write_state()) return;
   if (ledger_->has_changes()) {
+    // A turn's delivery events, outcomes and dead letters are on the broker before the
+    // changelog records of the state that produced them: a crash between the two would
+    // otherwise restore a settled reminder whose event never got out, and the input read again
+    // is recognised as applied, so nothing would publish it. Until then the changes stay in the
+    // ledger (and the messages waiting for their marks wait too).
+    if (effects_unacknowledged_ && !flush_producer(kLoopFlushTimeout)) {
+      spdlog::warn("state changes wait: the delivery events they follow are not acknowledged yet");
+      return;
+    }
     unwritten_ = std::make_unique<store::StateStore::Batch>(*store_);
     changelog_buffer_.clear();
     ledger_->collect(*unwritten_, changelog_buffer_);
@@ -440,7 +462,7 @@ void Gateway::persist(bool send) {
   // is not synced: a store not closed cleanly is restored from the changelog.) Waiting here
   // rather than releasing each message on its record's delivery report batches the next turn's
   // records: measured faster on two cores.
-  if (!producer_->flush(kLoopFlushTimeout)) {
+  if (!flush_producer(kLoopFlushTimeout)) {
     // They wait for the next commit point; the broker has their marks queued.
     spdlog::warn("{} message(s) wait: the changelog has not acknowledged their sending marks yet",
                  ready_to_send_.size());
@@ -729,9 +751,7 @@ bool Gateway::on_revoking(const std::vector<int32_t>& partitions) {
     }
   }
   evaluate_pending();
-  persist();
-  if (holding_for_store()) return false;
-  if (!producer_->flush(kFlushTimeout)) return false;
+  if (!write_and_acknowledge(kFlushTimeout)) return false;
   checkpoint();
   return true;
 }
@@ -852,6 +872,7 @@ void Gateway::dead_letter(const kafka::Record& record, const Error& error) {
   headers.emplace_back("relance-source-partition", std::to_string(record.partition()));
   headers.emplace_back("relance-source-offset", std::to_string(record.offset()));
   producer_->produce(config_.kafka().dlq_topic(), record.key(), record.value(), headers);
+  effects_unacknowledged_ = true;
 }
 
 void Gateway::fire_due() {
@@ -1017,6 +1038,7 @@ void Gateway::publish_outcome(const ledger::CustomerLedger& ledger, const std::s
   outcome.SerializeToString(&bytes);
   producer_->produce(config_.kafka().outcome_topic(), outcome.customer_id(), bytes,
                      {{"content-type", "application/x-protobuf"}});
+  effects_unacknowledged_ = true;
   metrics_.outcomes_published.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -1247,7 +1269,7 @@ bool Gateway::mark_leaving(const std::string& reminder_id) {
   finish_outbox(reminder_id, f.partition, f.key, outbox::ReminderState::kSending);
   producer_->produce_to(config_.kafka().changelog_topic(), f.partition, store::outbox_changelog_key(reminder_id),
                         code + f.key);
-  if (!producer_->flush(kLoopFlushTimeout)) {
+  if (!flush_producer(kLoopFlushTimeout)) {
     // Withdrawn for now (the mark is released behind it) and tried again a second later.
     spdlog::error("reminder {} held back: its sending mark was not acknowledged by the broker", reminder_id);
     retry_at_[reminder_id] = clock_->now() + std::chrono::seconds(1);
@@ -1463,6 +1485,7 @@ void Gateway::publish_event(const v1::DeliveryEvent& event) {
   event.SerializeToString(&bytes);
   producer_->produce(config_.kafka().delivery_topic(), event.customer_id(), bytes,
                      {{"content-type", "application/x-protobuf"}});
+  effects_unacknowledged_ = true;
   metrics_.delivery_events_published.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -144,6 +144,11 @@ class Gateway {
   // Commits the stored offsets once everything they cover is acknowledged, waiting for that at
   // most `flush_timeout` (else they wait for the next call).
   void commit(std::chrono::milliseconds flush_timeout);
+  // Writes every state change and waits at most `timeout` for the broker to acknowledge it and
+  // every effect; false when something is still unwritten or unacknowledged.
+  bool write_and_acknowledge(std::chrono::milliseconds timeout);
+  // Waits for the broker to acknowledge everything produced so far.
+  bool flush_producer(std::chrono::milliseconds timeout);
   void answer_queries();
   // The outbox's writes, counted by state.
   bool begin_outbox(const std::string& reminder_id, int32_t partition, const std::string& key);
@@ -238,6 +243,9 @@ class Gateway {
   std::atomic<bool> ready_{false};
   std::atomic<bool> joined_{false};  // the group assigned this member its partitions once
   bool dirty_ = false;  // offsets stored since the last commit
+  // Delivery events, outcomes or dead letters produced since the last acknowledged flush: the
+  // changelog records of the state that produced them wait until they are acknowledged.
+  bool effects_unacknowledged_ = false;
 };
 
 }  // namespace relance::app

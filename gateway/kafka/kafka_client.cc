@@ -488,4 +488,11 @@ void EmbeddedCluster::create_topic(const std::string& topic, int partitions) {
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw KafkaError("create topic " + topic + ": " + rd_kafka_err2str(err));
 }
 
+void EmbeddedCluster::set_leader(const std::string& topic, int32_t partition, int32_t broker) {
+  auto err = rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw KafkaError("set the leader of " + topic + "[" + std::to_string(partition) + "]: " + rd_kafka_err2str(err));
+  }
+}
+
 }  // namespace relance::kafka

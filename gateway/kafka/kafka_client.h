@@ -178,6 +178,9 @@ class EmbeddedCluster {
 
   std::string bootstrap_servers() const;
   void create_topic(const std::string& topic, int partitions);
+  // Fault injection: the partition's leader becomes `broker` (-1: none, so that records produced
+  // to it wait while every other partition takes them).
+  void set_leader(const std::string& topic, int32_t partition, int32_t broker);
 
  private:
   HandlePtr rk_;
