@@ -8,13 +8,10 @@
 #include <fstream>
 
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <mutex>
 #include <set>
 #include <thread>
-#include <unordered_map>
 
 #include "app/timeline_view.h"
 #include "common/dates.h"
@@ -442,11 +439,11 @@ void Gateway::persist(bool send) {
   }
   if (!write_state()) return;
   if (ledger_->has_changes()) {
-    // A turn's delivery events, outcomes and dead letters are on the broker before the
-    // changelog records of the state that produced them: a crash between the two would
-    // otherwise restore a settled reminder whose event never got out, and the input read again
-    // is recognised as applied, so nothing would publish it. Until then the changes stay in the
-    // ledger (and the messages waiting for their marks wait too).
+    // A turn's delivery events and outcomes are on the broker before the changelog records of
+    // the state that follows them: a crash between the two would otherwise restore a settled
+    // reminder whose event never got out, and the input read again is recognised as applied,
+    // so nothing would publish it. Until then the changes stay in the ledger (and the messages
+    // waiting for their marks wait too).
     if (effects_unacknowledged_ && !flush_producer(kLoopFlushTimeout)) {
       spdlog::warn("state changes wait: the delivery events they follow are not acknowledged yet");
       return;
@@ -560,96 +557,37 @@ std::optional<Instant> Gateway::next_due() const {
 
 void Gateway::restore_partitions(const std::vector<int32_t>& partitions) {
   if (partitions.empty()) return;
-  const auto& topic = config_.kafka().changelog_topic();
-  auto started = std::chrono::steady_clock::now();
-  // Each partition's changelog is read on a thread of its own, in chunks of which only the
-  // last record of every key is kept — what compaction keeps — so a timeline changed four
-  // times is written once. This thread applies the chunks as they come (the ledger is not
-  // shared), while the readers fetch and gather the next ones.
-  using Chunk = std::unordered_map<std::string, std::optional<std::string>>;
-  struct Reading {
-    int32_t partition = 0;
-    int64_t from = 0;
-    int64_t end = 0;
-    std::size_t records = 0;
-    std::exception_ptr failure;
-  };
-  std::vector<Reading> readings;
-  for (auto partition : partitions) {
-    Reading r;
-    r.partition = partition;
-    r.from = store_->changelog_offset(partition);
-    readings.push_back(std::move(r));
-  }
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::deque<std::pair<int32_t, Chunk>> ready;
-  std::size_t reading = readings.size();
-  std::vector<std::thread> readers;
-  for (auto& r : readings) {
-    readers.emplace_back([&, &r = r] {
-      Chunk latest;
-      auto hand_over = [&] {
-        std::unique_lock lock(mutex);
-        // Two chunks per reader at most wait: the memory a restore holds stays bounded.
-        changed.wait(lock, [&] { return ready.size() < 2 * readings.size(); });
-        ready.emplace_back(r.partition, std::move(latest));
-        latest = Chunk();
-        changed.notify_all();
-      };
-      try {
-        r.end = kafka::read_partition(kafka_properties_, topic, r.partition, r.from, [&](const kafka::Record& record) {
-          std::optional<std::string> value;
-          if (record.raw()->payload != nullptr) value.emplace(record.value());
-          latest.insert_or_assign(std::string(record.key()), std::move(value));
-          if (++r.records % kRestoreChunk == 0) hand_over();
-        });
-        if (!latest.empty()) hand_over();
-      } catch (...) {
-        r.failure = std::current_exception();
-      }
-      std::lock_guard lock(mutex);
-      --reading;
-      changed.notify_all();
-    });
-  }
+  std::map<int32_t, int64_t> from;
+  for (auto partition : partitions) from[partition] = store_->changelog_offset(partition);
+  // The readers fetch and gather the next chunks while this thread applies one (the ledger is
+  // not shared); a timeline changed four times within a chunk is written once.
   std::exception_ptr failure;
-  for (;;) {
-    std::pair<int32_t, Chunk> chunk;
-    {
-      std::unique_lock lock(mutex);
-      changed.wait(lock, [&] { return !ready.empty() || reading == 0; });
-      if (ready.empty()) break;
-      chunk = std::move(ready.front());
-      ready.pop_front();
-      changed.notify_all();
-    }
-    if (failure) continue;  // the readers are drained before the failure is thrown
-    try {
-      store::StateStore::Batch batch(*store_);
-      for (const auto& [key, value] : chunk.second) {
-        ledger_->restore(chunk.first, key, value ? std::optional<std::string_view>(*value) : std::nullopt, batch);
-      }
-      store_->write_restored(batch);
-    } catch (...) {
-      failure = std::current_exception();
-    }
+  std::map<int32_t, kafka::PartitionRead> reads;
+  try {
+    reads = kafka::read_partitions(kafka_properties_, config_.kafka().changelog_topic(), from, kRestoreChunk,
+                                   [&](int32_t partition, const kafka::LatestByKey& chunk) {
+                                     store::StateStore::Batch batch(*store_);
+                                     for (const auto& [key, value] : chunk) {
+                                       ledger_->restore(partition, key,
+                                                        value ? std::optional<std::string_view>(*value) : std::nullopt,
+                                                        batch);
+                                     }
+                                     store_->write_restored(batch);
+                                   });
+  } catch (...) {
+    failure = std::current_exception();
   }
-  for (auto& reader : readers) reader.join();
   ledger_->restored();
-  for (const auto& r : readings) {
-    if (r.failure && !failure) failure = r.failure;
-  }
   if (failure) std::rethrow_exception(failure);
   store::StateStore::Batch batch(*store_);
-  for (const auto& r : readings) batch.put_changelog_offset(r.partition, r.end);
+  for (const auto& [partition, read] : reads) batch.put_changelog_offset(partition, read.end);
   store_->write(batch, true);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  for (const auto& r : readings) {
-    metrics_.changelog_records_restored.fetch_add(r.records, std::memory_order_relaxed);
-    changelog_acked_[r.partition] = r.end;
-    spdlog::info("partition {}: restored {} changelog record(s) (offsets {} to {}) in {} ms", r.partition, r.records,
-                 r.from, r.end, ms);
+  for (const auto& [partition, read] : reads) {
+    restored_records_ += read.records;
+    metrics_.changelog_records_restored.fetch_add(read.records, std::memory_order_relaxed);
+    changelog_acked_[partition] = read.end;
+    spdlog::info("partition {}: restored {} changelog record(s) (offsets {} to {}) in {} ms", partition, read.records,
+                 read.from, read.end, read.took.count());
   }
 }
 
@@ -683,7 +621,8 @@ void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
   // A restore reads and gathers hundreds of megabytes for a large changelog, freed by now but
   // kept by the allocator in its arenas; given back so that the resident size stays the
   // state's own.
-  if (!partitions.empty()) ::malloc_trim(0);
+  if (restored_records_ >= kRestoreChunk) ::malloc_trim(0);
+  restored_records_ = 0;
   update_partition_gauges();
   joined_.store(true);
 }
@@ -872,7 +811,6 @@ void Gateway::dead_letter(const kafka::Record& record, const Error& error) {
   headers.emplace_back("relance-source-partition", std::to_string(record.partition()));
   headers.emplace_back("relance-source-offset", std::to_string(record.offset()));
   producer_->produce(config_.kafka().dlq_topic(), record.key(), record.value(), headers);
-  effects_unacknowledged_ = true;
 }
 
 void Gateway::fire_due() {

@@ -203,6 +203,7 @@ class Gateway {
   std::map<int32_t, OwnedPartition> owned_;
   std::set<int32_t> revoking_;
   std::map<int32_t, int64_t> changelog_acked_;  // next changelog offset per partition
+  std::size_t restored_records_ = 0;  // by the restores of the assignment under way
   std::vector<store::ChangelogRecord> changelog_buffer_;
   // State changes the store refused, kept as they were gathered (the ledger has let go of
   // them) and written before anything else; changelog_buffer_ holds their records meanwhile.
@@ -243,8 +244,8 @@ class Gateway {
   std::atomic<bool> ready_{false};
   std::atomic<bool> joined_{false};  // the group assigned this member its partitions once
   bool dirty_ = false;  // offsets stored since the last commit
-  // Delivery events, outcomes or dead letters produced since the last acknowledged flush: the
-  // changelog records of the state that produced them wait until they are acknowledged.
+  // Delivery events or outcomes produced since the last acknowledged flush: the changelog
+  // records of the state that follows them wait until they are acknowledged.
   bool effects_unacknowledged_ = false;
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -421,6 +423,72 @@ int64_t read_partition(const Properties& properties, const std::string& topic, i
   }
   rd_kafka_consumer_close(rk.get());
   return high;
+}
+
+std::map<int32_t, PartitionRead> read_partitions(const Properties& properties, const std::string& topic,
+                                                 const std::map<int32_t, int64_t>& from, std::size_t chunk_records,
+                                                 const std::function<void(int32_t, const LatestByKey&)>& apply) {
+  std::map<int32_t, PartitionRead> reads;
+  std::map<int32_t, std::exception_ptr> failures;
+  for (const auto& [partition, offset] : from) reads[partition].from = offset;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::pair<int32_t, LatestByKey>> ready;
+  std::size_t reading = reads.size();
+  const std::size_t max_waiting = 2 * reads.size();
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::thread> readers;
+  for (auto& [partition, read] : reads) {
+    readers.emplace_back([&, partition = partition, &read = read] {
+      LatestByKey latest;
+      auto hand_over = [&] {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return ready.size() < max_waiting; });
+        ready.emplace_back(partition, std::move(latest));
+        latest = LatestByKey();
+        changed.notify_all();
+      };
+      std::exception_ptr failure;
+      try {
+        read.end = read_partition(properties, topic, partition, read.from, [&](const Record& record) {
+          std::optional<std::string> value;
+          if (record.raw()->payload != nullptr) value.emplace(record.value());
+          latest.insert_or_assign(std::string(record.key()), std::move(value));
+          if (++read.records % chunk_records == 0) hand_over();
+        });
+        if (!latest.empty()) hand_over();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      std::lock_guard lock(mutex);
+      read.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+      if (failure) failures[partition] = failure;
+      --reading;
+      changed.notify_all();
+    });
+  }
+  std::exception_ptr failure;
+  for (;;) {
+    std::pair<int32_t, LatestByKey> chunk;
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, [&] { return !ready.empty() || reading == 0; });
+      if (ready.empty()) break;
+      chunk = std::move(ready.front());
+      ready.pop_front();
+      changed.notify_all();
+    }
+    if (failure) continue;  // the readers are drained before the failure is thrown
+    try {
+      apply(chunk.first, chunk.second);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  for (auto& reader : readers) reader.join();
+  if (!failure && !failures.empty()) failure = failures.begin()->second;
+  if (failure) std::rethrow_exception(failure);
+  return reads;
 }
 
 void Consumer::subscribe(const std::vector<std::string>& topics) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -166,6 +167,23 @@ class Consumer {
 // from a changelog), handing each record to `each`. Returns the end offset reached.
 int64_t read_partition(const Properties& properties, const std::string& topic, int32_t partition, int64_t from,
                        const std::function<void(const Record&)>& each);
+
+// The last value of each key in a run of records (no value: a tombstone).
+using LatestByKey = std::unordered_map<std::string, std::optional<std::string>>;
+struct PartitionRead {
+  int64_t from = 0;
+  int64_t end = 0;  // the end offset reached
+  std::size_t records = 0;
+  std::chrono::milliseconds took{};
+};
+// Reads partitions of a topic from the given offsets to their ends as of the call, each on a
+// thread of its own, in chunks of `chunk_records` records of which only the last record of each
+// key is kept (what compaction keeps). `apply` runs on the calling thread for each chunk as it
+// comes, while the readers fetch the next ones; at most two chunks per reader wait, so the
+// memory held stays bounded. Throws what a reader or `apply` threw, once every reader stopped.
+std::map<int32_t, PartitionRead> read_partitions(const Properties& properties, const std::string& topic,
+                                                 const std::map<int32_t, int64_t>& from, std::size_t chunk_records,
+                                                 const std::function<void(int32_t, const LatestByKey&)>& apply);
 
 // librdkafka's in-process mock cluster, listening on loopback: the embedded default when no
 // brokers are configured. Other processes reach it through bootstrap_servers().

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "ledger/snapshot.h"
 
@@ -50,6 +51,24 @@ class DurableLedgerTest : public ::testing::Test {
   }
 
   using Records = std::vector<store::ChangelogRecord>;
+  // The changelog a ledger writes over `steps`, each followed by a commit point, in a scratch
+  // store of its own (removed after).
+  Records changelog_of(const std::vector<std::function<void(DurableLedger&)>>& steps) const {
+    Records changelog;
+    auto scratch = dir_.string() + "-a";
+    {
+      store::StateStore store(scratch);
+      DurableLedger ledger(store);
+      for (const auto& step : steps) {
+        step(ledger);
+        auto records = commit(store, ledger);
+        changelog.insert(changelog.end(), records.begin(), records.end());
+      }
+    }
+    std::filesystem::remove_all(scratch);
+    return changelog;
+  }
+
   // Hands changelog records to the ledger's restore, as the gateway does with what it reads.
   static void restore(DurableLedger& ledger, store::StateStore::Batch& batch, Records::const_iterator begin,
                       Records::const_iterator end) {
@@ -133,20 +152,15 @@ TEST_F(DurableLedgerTest, RepeatsByOffsetOrEventIdAreNotAppliedTwice) {
 }
 
 TEST_F(DurableLedgerTest, ChangelogRecordsRestoreTimelinesScheduleAndOutbox) {
-  std::vector<store::ChangelogRecord> changelog;
-  {
-    store::StateStore store(dir_.string() + "-a");
-    DurableLedger ledger(store);
-    ledger.apply("c1", 1, 1, issued("e1", "inv-1"));
-    ledger.schedule("c1", t0_ + 2h);
-    ledger.begin("rem-1", 1, "c1");
-    auto first = commit(store, ledger);
-    ledger.schedule("c1", t0_ + 3h);  // moved later: the restored schedule has only this
-    auto second = commit(store, ledger);
-    changelog = first;
-    changelog.insert(changelog.end(), second.begin(), second.end());
-  }
-  std::filesystem::remove_all(dir_.string() + "-a");
+  auto changelog = changelog_of({[&](DurableLedger& ledger) {
+                                   ledger.apply("c1", 1, 1, issued("e1", "inv-1"));
+                                   ledger.schedule("c1", t0_ + 2h);
+                                   ledger.begin("rem-1", 1, "c1");
+                                 },
+                                 [&](DurableLedger& ledger) {
+                                   // Moved later: the restored schedule has only this.
+                                   ledger.schedule("c1", t0_ + 3h);
+                                 }});
   store::StateStore store(dir_.string());
   DurableLedger ledger(store);
   store::StateStore::Batch batch(store);
@@ -162,24 +176,19 @@ TEST_F(DurableLedgerTest, ChangelogRecordsRestoreTimelinesScheduleAndOutbox) {
 }
 
 TEST_F(DurableLedgerTest, ARestoreWrittenInChunksSortedAndWithoutTheLogSurvivesACleanStop) {
-  std::vector<store::ChangelogRecord> changelog;
-  {
-    store::StateStore store(dir_.string() + "-a");
-    DurableLedger ledger(store);
-    for (int i = 0; i < 50; ++i) {
-      auto key = "c" + std::to_string(49 - i);  // written in reverse key order
-      ledger.apply(key, 1, i, issued("e" + std::to_string(i), "inv-" + std::to_string(i)));
-      ledger.schedule(key, t0_ + std::chrono::minutes(i));
-    }
-    ledger.begin("rem-1", 1, "c7");
-    auto first = commit(store, ledger);
-    ledger.schedule("c7", t0_ + 5h);  // moved: only this entry may remain in the schedule
-    ledger.finish("rem-1", 1, "c7", outbox::ReminderState::kAccepted);
-    auto second = commit(store, ledger);
-    changelog = first;
-    changelog.insert(changelog.end(), second.begin(), second.end());
-  }
-  std::filesystem::remove_all(dir_.string() + "-a");
+  auto changelog = changelog_of({[&](DurableLedger& ledger) {
+                                   for (int i = 0; i < 50; ++i) {
+                                     auto key = "c" + std::to_string(49 - i);  // written in reverse key order
+                                     ledger.apply(key, 1, i, issued("e" + std::to_string(i), "inv-" + std::to_string(i)));
+                                     ledger.schedule(key, t0_ + std::chrono::minutes(i));
+                                   }
+                                   ledger.begin("rem-1", 1, "c7");
+                                 },
+                                 [&](DurableLedger& ledger) {
+                                   // Moved: only this entry may remain in the schedule.
+                                   ledger.schedule("c7", t0_ + 5h);
+                                   ledger.finish("rem-1", 1, "c7", outbox::ReminderState::kAccepted);
+                                 }});
   {
     store::StateStore store(dir_.string());
     DurableLedger ledger(store);
