@@ -100,6 +100,15 @@ class SkeletonFlowTest : public ::testing::Test {
         work_ / "gateway.log");
   }
 
+  // Offsets are committed only at a clean stop, so a crash leaves the input to be read again;
+  // a short session makes the group give a crashed member's partition away quickly.
+  void commit_only_at_stop() {
+    auto text = read_file(work_ / "relance.yaml");
+    text.replace(text.find("commit_interval: 200ms"), 22,
+                 "commit_interval: 1h\n  properties:\n    session.timeout.ms: \"6000\"");
+    std::ofstream(work_ / "relance.yaml") << text;
+  }
+
   std::string address_for(const std::string& who) { return who + "-" + suffix_ + "@customers.test"; }
 
   InvoiceSpec overdue_invoice(const std::string& who) {
@@ -271,11 +280,7 @@ TEST_F(SkeletonFlowTest, RestartingTheGatewayDoesNotSendTheEmailASecondTime) {
 TEST_F(SkeletonFlowTest, ACrashAfterSendingBeforeTheCommitDoesNotSendTheEmailAgain) {
   // Offsets are committed only at a clean stop here, so the crash leaves the event to be read
   // again; the store's outbox remembers that its reminder already went out.
-  auto text = read_file(work_ / "relance.yaml");
-  // A short session, so that the group gives the crashed member's partition away quickly.
-  text.replace(text.find("commit_interval: 200ms"), 22,
-               "commit_interval: 1h\n  properties:\n    session.timeout.ms: \"6000\"");
-  std::ofstream(work_ / "relance.yaml") << text;
+  commit_only_at_stop();
   start_gateway();
   auto spec = overdue_invoice("crash");
   produce(bootstrap_, input_, spec.customer_id, serialize(invoice_issued(spec)));
@@ -312,10 +317,7 @@ TEST_F(SkeletonFlowTest, ACrashWhileTheDeliveryEventIsUnacknowledgedStillPublish
     cluster.create_topic(topic, 1);
   }
   bootstrap_ = cluster.bootstrap_servers();
-  auto text = read_file(work_ / "relance.yaml");
-  text.replace(text.find("commit_interval: 200ms"), 22,
-               "commit_interval: 1h\n  properties:\n    session.timeout.ms: \"6000\"");
-  std::ofstream(work_ / "relance.yaml") << text;
+  commit_only_at_stop();
   cluster.set_leader(delivery_, 0, -1);
   start_gateway();
   auto spec = overdue_invoice("unacknowledged");
