@@ -386,6 +386,14 @@ bool Gateway::submit_fact(const std::string& key, const v1::InvoiceEvent& event)
                                                {{"content-type", "application/x-protobuf"}}, std::chrono::seconds(10));
 }
 
+void Gateway::submit_fact(const std::string& key, const v1::InvoiceEvent& event, std::function<void(bool)> acknowledged) {
+  if (!facts_producer_) return acknowledged(false);
+  std::string bytes;
+  event.SerializeToString(&bytes);
+  facts_producer_->produce_then(config_.kafka().input_topic(), key, bytes, {{"content-type", "application/x-protobuf"}},
+                                std::chrono::seconds(10), std::move(acknowledged));
+}
+
 void Gateway::commit(std::chrono::milliseconds flush_timeout) {
   if (!dirty_) return;
   // Offsets wait for the sends they caused to settle (their outcome is an effect too), but not

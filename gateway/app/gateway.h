@@ -46,6 +46,10 @@ class Gateway {
   // topic, keyed like its timeline, so the instance that owns the timeline applies it in order.
   // Waits for the broker's acknowledgement. Safe to call from any thread.
   bool submit_fact(const std::string& key, const relance::v1::InvoiceEvent& event);
+  // The same without waiting: `acknowledged` is called once, from Kafka's delivery-report thread
+  // (or at once when the fact cannot be produced), with false after 10 s without an answer.
+  void submit_fact(const std::string& key, const relance::v1::InvoiceEvent& event,
+                   std::function<void(bool)> acknowledged);
 
   // Publishes a customer's reply for support (relance.v1.InboundReply on the inbound topic).
   bool publish_inbound(const relance::v1::InboundReply& reply);

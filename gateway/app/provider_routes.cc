@@ -157,7 +157,7 @@ ReplyKeyword reply_keyword(const std::string& body) {
   return ReplyKeyword::kNone;
 }
 
-void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+void add_provider_routes(Routes& routes, Gateway& gateway, const v1::Config& config) {
   if (config.channels().twilio().account_sid().empty()) return;
   auto verifier = std::make_shared<WebhookVerifier>(gateway, config);
   auto provider = config.channels().twilio().provider_name().empty() ? std::string("twilio")
@@ -165,10 +165,18 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
   // Providers retry callbacks, and a captured one can be played again; neither publishes twice.
   auto recent = std::make_shared<RecentCallbacks>(65536);
 
-  server.Post("/v1/providers/twilio/status", [&gateway, verifier, provider, recent](const httplib::Request& req,
-                                                                                     httplib::Response& res) {
+  // Answered from the network thread once Kafka acknowledges the fact: a provider's burst of
+  // callbacks waits on the broker, not on threads.
+  routes.PostAsync("/v1/providers/twilio/status", [&gateway, verifier, provider, recent](const httplib::Request& req,
+                                                                                          const Routes::Reply& reply) {
+    httplib::Response res;
     auto request = verifier->verify(req, res);
-    if (!request) return;
+    if (!request) return reply(std::move(res));
+    auto ok = [&reply] {
+      httplib::Response done;
+      text(done, 200, "ok");
+      reply(std::move(done));
+    };
     auto reminder_id = param(request->query, "rid");
     auto key = param(request->query, "key");
     auto sid = param(request->form, "MessageSid");
@@ -178,14 +186,14 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
     auto status = status_of(status_text);
     if (reminder_id.empty() || key.empty() || !status) {
       // Genuine but nothing to record (an intermediate status, a message sent by someone else).
-      return text(res, 200, "ok");
+      return ok();
     }
     auto error_code = param(request->form, "ErrorCode");
     v1::InvoiceEvent event;
     // The same report always has the same id, made of what the signature covers: repeats are
     // applied once. (I-Twilio-Idempotency-Token is not signed: a replay could change it.)
     event.set_event_id("status:" + sid + ":" + status_text + ":" + error_code);
-    if (!recent->claim(event.event_id())) return text(res, 200, "ok");
+    if (!recent->claim(event.event_id())) return ok();
     event.set_source(provider + "-status-callback");
     *event.mutable_occurred_at() = now_timestamp();
     auto* report = event.mutable_delivery_status_reported();
@@ -196,14 +204,20 @@ void add_provider_routes(httplib::Server& server, Gateway& gateway, const v1::Co
     report->set_status(*status);
     report->set_error_code(error_code);
     report->set_error_message(param(request->form, "ChannelStatusMessage"));
-    if (!gateway.submit_fact(key, event)) {
-      recent->forget(event.event_id());
-      return text(res, 503, "try again");
-    }
-    text(res, 200, "ok");
+    gateway.submit_fact(key, event, [reply, recent, id = event.event_id()](bool acknowledged) {
+      httplib::Response done;
+      if (acknowledged) {
+        text(done, 200, "ok");
+      } else {
+        // The provider's retry gets through.
+        recent->forget(id);
+        text(done, 503, "try again");
+      }
+      reply(std::move(done));
+    });
   });
 
-  server.Post("/v1/providers/twilio/inbound", [&gateway, verifier, provider, recent](const httplib::Request& req,
+  routes.Post("/v1/providers/twilio/inbound", [&gateway, verifier, provider, recent](const httplib::Request& req,
                                                                                       httplib::Response& res) {
     auto request = verifier->verify(req, res);
     if (!request) return;
@@ -288,18 +302,18 @@ bool authorized(const httplib::Request& req, httplib::Response& res, const std::
 
 }  // namespace
 
-void add_admin_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+void add_admin_routes(Routes& routes, Gateway& gateway, const v1::Config& config) {
   auto token = admin_token(gateway, config);
   auto answer = [](httplib::Response& res, Instant now) {
     res.set_content(R"({"now":")" + format_rfc3339(now) + "\"}", "application/json");
   };
-  server.Get("/v1/admin/clock", [&gateway, token, answer](const httplib::Request& req, httplib::Response& res) {
+  routes.Get("/v1/admin/clock", [&gateway, token, answer](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res, token, "read the clock")) return;
     answer(res, gateway.clock()->now());
   });
   // Tests and demos drive a simulated clock from outside: 90 days in minutes, or a jump over a
   // downtime.
-  server.Post("/v1/admin/clock", [&gateway, token, answer](const httplib::Request& req, httplib::Response& res) {
+  routes.Post("/v1/admin/clock", [&gateway, token, answer](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res, token, "set the clock")) return;
     auto simulated = std::dynamic_pointer_cast<SimulatedClock>(gateway.clock());
     if (!simulated) return json_error(res, 409, "not_simulated", "the clock is the system clock (clock.mode: system)");
@@ -382,7 +396,7 @@ std::size_t limit_param(const httplib::Request& req, std::size_t fallback, std::
 
 }  // namespace
 
-void add_support_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+void add_support_routes(Routes& routes, Gateway& gateway, const v1::Config& config) {
   auto token = admin_token(gateway, config);
   // The embedded default (no brokers, no token configured) is a local sandbox: its console and
   // timelines are open to whoever reaches its loopback port.
@@ -390,7 +404,7 @@ void add_support_routes(httplib::Server& server, Gateway& gateway, const v1::Con
   auto allowed = [token, open](const httplib::Request& req, httplib::Response& res, const char* what) {
     return open || authorized(req, res, token, what);
   };
-  server.Get(R"(/v1/customers/([A-Za-z0-9_.:@\-]{1,200})/timeline)", [&gateway, allowed](const httplib::Request& req,
+  routes.Get(R"(/v1/customers/([A-Za-z0-9_.:@\-]{1,200})/timeline)", [&gateway, allowed](const httplib::Request& req,
                                                                                    httplib::Response& res) {
     if (!allowed(req, res, "read timelines")) return;
     auto answer = gateway.timeline(req.matches[1].str(), std::chrono::seconds(5));
@@ -408,7 +422,7 @@ void add_support_routes(httplib::Server& server, Gateway& gateway, const v1::Con
     }
     unavailable(res);
   });
-  server.Get("/v1/customers", [&gateway, allowed](const httplib::Request& req, httplib::Response& res) {
+  routes.Get("/v1/customers", [&gateway, allowed](const httplib::Request& req, httplib::Response& res) {
     if (!allowed(req, res, "list customers")) return;
     auto prefix = req.has_param("prefix") ? req.get_param_value("prefix") : std::string();
     if (prefix.size() > 200) return json_error(res, 400, "invalid_prefix", "prefix: at most 200 characters");
@@ -416,14 +430,14 @@ void add_support_routes(httplib::Server& server, Gateway& gateway, const v1::Con
     if (!list) return unavailable(res);
     print_json(res, *list);
   });
-  server.Get("/v1/call-tasks", [&gateway, allowed](const httplib::Request& req, httplib::Response& res) {
+  routes.Get("/v1/call-tasks", [&gateway, allowed](const httplib::Request& req, httplib::Response& res) {
     if (!allowed(req, res, "list call tasks")) return;
     auto list = gateway.open_call_tasks(std::chrono::seconds(5));
     if (!list) return unavailable(res);
     print_json(res, *list);
   });
   auto capture_dir = std::filesystem::path(config.channels().capture().dir());
-  server.Get("/v1/outbox", [capture_dir, allowed](const httplib::Request& req, httplib::Response& res) {
+  routes.Get("/v1/outbox", [capture_dir, allowed](const httplib::Request& req, httplib::Response& res) {
     if (!allowed(req, res, "read the outbox")) return;
     std::error_code ec;
     if (capture_dir.empty() || !std::filesystem::is_directory(capture_dir, ec)) {
@@ -478,11 +492,11 @@ Result<CallOutcomeBody> parse_call_outcome_body(const std::string& text) {
   return parsed;
 }
 
-void add_call_task_routes(httplib::Server& server, Gateway& gateway, const v1::Config& config) {
+void add_call_task_routes(Routes& routes, Gateway& gateway, const v1::Config& config) {
   auto token = admin_token(gateway, config);
   // As the support routes: open in the embedded default only (no brokers, no token configured).
   bool open = token.empty() && config.kafka().brokers().empty();
-  server.Post(R"(/v1/call-tasks/([A-Za-z0-9_.:\-]{1,200})/outcome)", [&gateway, token, open](const httplib::Request& req,
+  routes.Post(R"(/v1/call-tasks/([A-Za-z0-9_.:\-]{1,200})/outcome)", [&gateway, token, open](const httplib::Request& req,
                                                                                              httplib::Response& res) {
     if (!open && !authorized(req, res, token, "record call outcomes")) return;
     if (req.body.size() > kMaxCallbackBody) return json_error(res, 413, "too_large", "the body is too large");

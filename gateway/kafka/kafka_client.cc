@@ -80,18 +80,29 @@ Producer::~Producer() {
   if (rk_) rd_kafka_flush(rk_.get(), 10'000);
 }
 
-namespace {
-
-// What a caller of produce_acknowledged waits for; shared with the delivery report, which may
-// come after the caller gave up.
-struct Acknowledgement {
+// What a caller of produce_acknowledged or produce_then waits for; shared with the delivery
+// report and the reports thread's deadline check, whichever settles it first.
+struct Producer::Acknowledgement {
   std::mutex mutex;
   std::condition_variable done_cv;
   bool done = false;
   bool ok = false;
-};
-using AcknowledgementPtr = std::shared_ptr<Acknowledgement>;
+  std::function<void(bool)> then;
 
+  void settle(bool acknowledged) {
+    {
+      std::lock_guard lock(mutex);
+      if (done) return;
+      done = true;
+      ok = acknowledged;
+    }
+    done_cv.notify_all();
+    if (then) then(acknowledged);
+  }
+};
+
+namespace {
+using AcknowledgementPtr = std::shared_ptr<Producer::Acknowledgement>;
 }  // namespace
 
 void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
@@ -100,12 +111,7 @@ void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
     std::unique_ptr<AcknowledgementPtr> ack(static_cast<AcknowledgementPtr*>(msg->_private));
     const bool ok = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
     if (!ok) spdlog::error("kafka delivery to {} failed: {}", rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
-    {
-      std::lock_guard lock((*ack)->mutex);
-      (*ack)->done = true;
-      (*ack)->ok = ok;
-    }
-    (*ack)->done_cv.notify_all();
+    (*ack)->settle(ok);
     if (ok && self->delivered_) self->delivered_(*msg);
     return;
   }
@@ -163,21 +169,37 @@ rd_kafka_headers_t* Producer::make_headers(const Headers& headers) {
   return hdrs;
 }
 
-bool Producer::produce_acknowledged(const std::string& topic, std::string_view key, std::string_view value,
-                                   const Headers& headers, std::chrono::milliseconds timeout) {
+void Producer::start_reports() {
   std::call_once(reports_started_, [this] {
     reports_ = std::thread([this] {
-      while (!stopping_) rd_kafka_poll(rk_.get(), 100);
+      while (!stopping_) {
+        rd_kafka_poll(rk_.get(), 50);
+        // Records not acknowledged in time are answered false (they may still be written).
+        std::vector<std::shared_ptr<Acknowledgement>> expired;
+        {
+          const auto now = std::chrono::steady_clock::now();
+          std::lock_guard lock(deadlines_mutex_);
+          while (!deadlines_.empty() && deadlines_.front().first <= now) {
+            if (auto ack = deadlines_.front().second.lock()) expired.push_back(std::move(ack));
+            deadlines_.pop_front();
+          }
+        }
+        for (auto& ack : expired) ack->settle(false);
+      }
     });
   });
-  auto ack = std::make_shared<Acknowledgement>();
+}
+
+bool Producer::start_acknowledged(const std::string& topic, std::string_view key, std::string_view value,
+                                  const Headers& headers, const std::shared_ptr<Acknowledgement>& ack,
+                                  std::chrono::steady_clock::time_point deadline, bool wait_for_room) {
+  start_reports();
   auto* holder = new AcknowledgementPtr(ack);
   rd_kafka_headers_t* hdrs = make_headers(headers);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto err = producev(topic, key, value, hdrs, holder);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // the headers and the holder belong to the record now
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;  // the headers and the holder belong to the record now
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && wait_for_room && std::chrono::steady_clock::now() < deadline) {
       // Back-pressure: the reports thread makes room as acknowledgements come in.
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
@@ -187,9 +209,26 @@ bool Producer::produce_acknowledged(const std::string& topic, std::string_view k
     spdlog::error("produce to {}: {}", topic, rd_kafka_err2str(err));
     return false;
   }
+}
+
+bool Producer::produce_acknowledged(const std::string& topic, std::string_view key, std::string_view value,
+                                   const Headers& headers, std::chrono::milliseconds timeout) {
+  auto ack = std::make_shared<Acknowledgement>();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (!start_acknowledged(topic, key, value, headers, ack, deadline, true)) return false;
   std::unique_lock lock(ack->mutex);
   ack->done_cv.wait_until(lock, deadline, [&] { return ack->done; });
   return ack->done && ack->ok;
+}
+
+void Producer::produce_then(const std::string& topic, std::string_view key, std::string_view value,
+                            const Headers& headers, std::chrono::milliseconds timeout, std::function<void(bool)> then) {
+  auto ack = std::make_shared<Acknowledgement>();
+  ack->then = std::move(then);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (!start_acknowledged(topic, key, value, headers, ack, deadline, false)) return ack->settle(false);
+  std::lock_guard lock(deadlines_mutex_);
+  deadlines_.emplace_back(deadline, ack);
 }
 
 rd_kafka_resp_err_t Producer::producev(const std::string& topic, std::string_view key, std::string_view value,

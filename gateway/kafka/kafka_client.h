@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -68,6 +69,7 @@ class Record {
 // by librdkafka until it is acknowledged.
 class Producer {
  public:
+  struct Acknowledgement;
   explicit Producer(const Properties& properties);
   ~Producer();
 
@@ -91,6 +93,13 @@ class Producer {
   // reports, so a producer used this way calls the delivered() hook on that thread.
   bool produce_acknowledged(const std::string& topic, std::string_view key, std::string_view value,
                             const Headers& headers, std::chrono::milliseconds timeout);
+  // Produces one record without waiting: `then` is called once, on the thread that serves
+  // delivery reports, with true when the broker acknowledged it, false when it refused it, the
+  // producer's queue was full (called at once, on the caller's thread) or no acknowledgement
+  // came within the timeout (the record may still be written). Deadlines are checked in the
+  // order of the calls: give every call the same timeout.
+  void produce_then(const std::string& topic, std::string_view key, std::string_view value, const Headers& headers,
+                    std::chrono::milliseconds timeout, std::function<void(bool)> then);
   void poll() { rd_kafka_poll(rk_.get(), 0); }
   rd_kafka_t* handle() const { return rk_.get(); }
 
@@ -101,6 +110,12 @@ class Producer {
 
  private:
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+  void start_reports();
+  // Produces a record whose delivery report settles `ack`; false (and `ack` untouched) when
+  // librdkafka refused it, after waiting for room in its queue until the deadline if asked to.
+  bool start_acknowledged(const std::string& topic, std::string_view key, std::string_view value,
+                          const Headers& headers, const std::shared_ptr<Acknowledgement>& ack,
+                          std::chrono::steady_clock::time_point deadline, bool wait_for_room);
   rd_kafka_headers_t* make_headers(const Headers& headers);
   // One record with its headers (theirs once accepted) and its delivery report's opaque.
   rd_kafka_resp_err_t producev(const std::string& topic, std::string_view key, std::string_view value,
@@ -112,6 +127,8 @@ class Producer {
   std::size_t failed_ = 0;
   std::string last_error_;
   DeliveryHook delivered_;
+  std::mutex deadlines_mutex_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Acknowledgement>>> deadlines_;
 };
 
 // A consumer-group member that stores offsets only when told to, after the record's effects.

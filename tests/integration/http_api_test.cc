@@ -44,7 +44,7 @@ std::set<std::string> documented_operations() {
   return out;
 }
 
-// A route pattern as registered with cpp-httplib ("/v1/call-tasks/([A-Za-z0-9_.:\-]{1,200})/outcome")
+// A route pattern as registered ("/v1/call-tasks/([A-Za-z0-9_.:\-]{1,200})/outcome")
 // in the document's form ("/v1/call-tasks/{}/outcome").
 std::string as_template(const std::string& pattern) {
   std::string out;
@@ -69,7 +69,7 @@ std::string as_template(const std::string& pattern) {
 // constant is looked up in the same file.
 std::set<std::string> registered_operations() {
   std::set<std::string> out;
-  static const std::regex call(R"re(\b(?:server_->|server\.)(Get|Post|Put|Patch|Delete)\(\s*(R"\((.*?)\)"|"([^"]*)"|([A-Za-z_]\w*)))re");
+  static const std::regex call(R"re(\broutes\.(Get|Post|Put|Patch|Delete)(?:Async)?\(\s*(R"\((.*?)\)"|"([^"]*)"|([A-Za-z_]\w*)))re");
   for (const auto& entry : fs::directory_iterator(kSource / "gateway/app")) {
     if (entry.path().extension() != ".cc") continue;
     std::ifstream in(entry.path());
