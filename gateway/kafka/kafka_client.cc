@@ -169,6 +169,14 @@ rd_kafka_headers_t* Producer::make_headers(const Headers& headers) {
   return hdrs;
 }
 
+namespace {
+// Orders the deadlines as a min-heap: the earliest on top.
+bool later_deadline(const std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Producer::Acknowledgement>>& a,
+                    const std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Producer::Acknowledgement>>& b) {
+  return a.first > b.first;
+}
+}  // namespace
+
 void Producer::start_reports() {
   std::call_once(reports_started_, [this] {
     reports_ = std::thread([this] {
@@ -179,9 +187,10 @@ void Producer::start_reports() {
         {
           const auto now = std::chrono::steady_clock::now();
           std::lock_guard lock(deadlines_mutex_);
-          while (!deadlines_.empty() && deadlines_.front().first <= now) {
+          while (!deadlines_.empty() && (deadlines_.front().first <= now || deadlines_.front().second.expired())) {
             if (auto ack = deadlines_.front().second.lock()) expired.push_back(std::move(ack));
-            deadlines_.pop_front();
+            std::pop_heap(deadlines_.begin(), deadlines_.end(), later_deadline);
+            deadlines_.pop_back();
           }
         }
         for (auto& ack : expired) ack->settle(false);
@@ -229,6 +238,7 @@ void Producer::produce_then(const std::string& topic, std::string_view key, std:
   if (!start_acknowledged(topic, key, value, headers, ack, deadline, false)) return ack->settle(false);
   std::lock_guard lock(deadlines_mutex_);
   deadlines_.emplace_back(deadline, ack);
+  std::push_heap(deadlines_.begin(), deadlines_.end(), later_deadline);
 }
 
 rd_kafka_resp_err_t Producer::producev(const std::string& topic, std::string_view key, std::string_view value,

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -96,8 +95,7 @@ class Producer {
   // Produces one record without waiting: `then` is called once, on the thread that serves
   // delivery reports, with true when the broker acknowledged it, false when it refused it, the
   // producer's queue was full (called at once, on the caller's thread) or no acknowledgement
-  // came within the timeout (the record may still be written). Deadlines are checked in the
-  // order of the calls: give every call the same timeout.
+  // came within the timeout (the record may still be written).
   void produce_then(const std::string& topic, std::string_view key, std::string_view value, const Headers& headers,
                     std::chrono::milliseconds timeout, std::function<void(bool)> then);
   void poll() { rd_kafka_poll(rk_.get(), 0); }
@@ -128,7 +126,8 @@ class Producer {
   std::string last_error_;
   DeliveryHook delivered_;
   std::mutex deadlines_mutex_;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Acknowledgement>>> deadlines_;
+  // A min-heap of produce_then's deadlines, checked by the reports thread.
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Acknowledgement>>> deadlines_;
 };
 
 // A consumer-group member that stores offsets only when told to, after the record's effects.
