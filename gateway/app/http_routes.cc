@@ -14,6 +14,18 @@ void Routes::Get(const std::string& pattern, Handler handler) { add(get_, patter
 
 void Routes::Post(const std::string& pattern, Handler handler) { add(post_, pattern, Route{std::move(handler), {}}); }
 
+void Routes::GetAsync(const std::string& pattern, AsyncHandler handler) {
+  add(get_, pattern, Route{{}, std::move(handler)});
+}
+
+Routes::AsyncHandler Routes::immediate(Handler handler) {
+  return [handler = std::move(handler)](const httplib::Request& request, const Reply& reply) {
+    httplib::Response response;
+    handler(request, response);
+    reply(std::move(response));
+  };
+}
+
 void Routes::PostAsync(const std::string& pattern, AsyncHandler handler) {
   add(post_, pattern, Route{{}, std::move(handler)});
 }

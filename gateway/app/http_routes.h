@@ -27,7 +27,11 @@ class Routes {
   // pattern over the whole path, its groups in Request::matches.
   void Get(const std::string& pattern, Handler handler);
   void Post(const std::string& pattern, Handler handler);
+  void GetAsync(const std::string& pattern, AsyncHandler handler);
   void PostAsync(const std::string& pattern, AsyncHandler handler);
+  // An answer computed at once, without blocking, on the network thread: health, readiness and
+  // metrics stay answered while every worker waits on a broker that is down.
+  static AsyncHandler immediate(Handler handler);
 
   struct Route {
     Handler handler;

@@ -367,8 +367,11 @@ void accept(const std::shared_ptr<HttpServer::Core>& core) {
   core->acceptor.async_accept(context, [core](beast::error_code ec, tcp::socket socket) {
     if (!core->acceptor.is_open()) return;
     if (ec) {
-      // Out of file descriptors, most likely: the connections that are open go on.
+      // Out of file descriptors, most likely: the connections that are open go on, and the
+      // next attempt waits for some of them to close rather than spinning.
       spdlog::warn("HTTP: cannot accept a connection: {}", ec.message());
+      auto pause = std::make_shared<net::steady_timer>(core->acceptor.get_executor(), 100ms);
+      return pause->async_wait([core, pause](beast::error_code) { accept(core); });
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
@@ -412,15 +415,17 @@ HttpServer::HttpServer(Gateway& gateway, relance::v1::Config config)
     res.set_header("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:");
     res.set_content(console_html(), "text/html; charset=utf-8");
   });
-  routes.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
-  routes.Get("/readyz", [&gateway](const httplib::Request&, httplib::Response& res) {
+  routes.GetAsync("/healthz", Routes::immediate([](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  }));
+  routes.GetAsync("/readyz", Routes::immediate([&gateway](const httplib::Request&, httplib::Response& res) {
     auto reason = gateway.not_ready_reason();
     res.status = reason.empty() ? 200 : 503;
     res.set_content(reason.empty() ? "ready\n" : "not ready: " + reason + "\n", "text/plain");
-  });
-  routes.Get("/metrics", [&gateway](const httplib::Request&, httplib::Response& res) {
+  }));
+  routes.GetAsync("/metrics", Routes::immediate([&gateway](const httplib::Request&, httplib::Response& res) {
     res.set_content(gateway.metrics().prometheus_text(), "text/plain; version=0.0.4");
-  });
+  }));
   routes.Post("/v1/preview", [this](const httplib::Request& req, httplib::Response& res) { serve_preview(config_, req, res); });
   // RFC 8058: the link in List-Unsubscribe. A GET (link scanners follow them) only shows a
   // button; the POST records the opt-out, answers without a redirect, and needs no cookie.

@@ -23,8 +23,9 @@ const char* console_html();
 //
 // Event-driven (Boost.Beast on Asio): a few network threads serve every connection, so an idle
 // keep-alive connection costs a buffer, not a thread. Status callbacks are answered from the
-// network thread when Kafka acknowledges their record; other routes run on a pool of workers,
-// since they may wait (a preview, an outcome waiting for Kafka).
+// network thread when Kafka acknowledges their record, health, readiness and metrics at once
+// from it; other routes run on a pool of workers, since they may wait (a preview, an outcome
+// waiting for Kafka).
 class HttpServer {
  public:
   // Larger preview bodies are refused with 413.
@@ -45,7 +46,7 @@ class HttpServer {
   // A route that has not answered by then gets 503 (its work may still complete).
   static constexpr std::chrono::seconds kReplyTimeout{15};
   static constexpr int kNetworkThreads = 2;
-  static constexpr int kWorkerThreads = 16;
+  static constexpr int kWorkerThreads = 32;
 
   HttpServer(Gateway& gateway, relance::v1::Config config);
   ~HttpServer();
