@@ -7,7 +7,7 @@ build_packages=(
   build-essential cmake ninja-build pkg-config git
   librdkafka-dev libprotobuf-dev protobuf-compiler libasio-dev libcpp-httplib-dev
   libcurl4-openssl-dev libssl-dev rapidjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libkainjow-mustache-dev libicu-dev libphonenumber-dev libboost-dev librocksdb-dev
+  libkainjow-mustache-dev libicu-dev libphonenumber-dev libboost-dev librocksdb-dev libmimalloc-dev
   libbenchmark-dev libgtest-dev libgmock-dev
 )
 # What the test rig needs beside the compiler: a Kafka client for scripts, an SMTP server,

@@ -2,6 +2,9 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#ifdef RELANCE_MIMALLOC
+#include <mimalloc.h>
+#endif
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -90,6 +93,9 @@ int run(const std::string& config_path, const ClockFlags& clock_flags) {
   setup_logging(loaded.config.logging(), clock_flags.log_format);
   spdlog::info("relance starting with {}", config_path.empty() ? std::string("built-in defaults") : config_path);
   for (const auto& o : loaded.overrides) spdlog::info("override from environment: {}", o);
+#ifdef RELANCE_MIMALLOC
+  spdlog::info("memory allocator: mimalloc {}.{}.{}", mi_version() / 100, mi_version() / 10 % 10, mi_version() % 10);
+#endif
   auto templates = load_templates(loaded.config);
   if (!templates) {
     spdlog::critical("refusing to start: the templates have problems (listed above)");

@@ -47,5 +47,16 @@ TEST(Dates, LocalTimeFollowsTheZoneAcrossDaylightSaving) {
   EXPECT_FALSE(is_known_time_zone("Mars/Olympus"));
 }
 
+TEST(Dates, KnownTimeZonesGiveTheSameAnswerFromTheCache) {
+  // Asked twice: the second answer comes from the thread's table and must be ICU's again.
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_TRUE(is_known_time_zone("Europe/Paris")) << pass;
+    EXPECT_TRUE(is_known_time_zone("US/Pacific")) << pass;  // an alias
+    EXPECT_TRUE(is_known_time_zone("GMT+05:30")) << pass;   // a custom offset ICU accepts
+    EXPECT_FALSE(is_known_time_zone("Europe/Atlantis")) << pass;
+    EXPECT_FALSE(is_known_time_zone("")) << pass;
+  }
+}
+
 }  // namespace
 }  // namespace relance

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <phonenumbers/phonenumberutil.h>
 
+#include <random>
 #include <set>
 #include <string>
 
@@ -11,6 +12,21 @@ namespace {
 
 using i18n::phonenumbers::PhoneNumber;
 using i18n::phonenumbers::PhoneNumberUtil;
+
+// check_phone's answer set beside libphonenumber's full parser's, counted.
+struct Comparison {
+  int compared = 0, valid = 0, mobile = 0;
+
+  void expect_same(const std::string& number, const std::string& country) {
+    auto fast = check_phone(number, country);
+    auto full = check_phone_uncached(number, country);
+    ASSERT_EQ(fast.valid, full.valid) << number << " for " << country;
+    ASSERT_EQ(fast.mobile, full.mobile) << number << " for " << country;
+    ++compared;
+    valid += full.valid;
+    mobile += full.mobile;
+  }
+};
 
 // The E.164 shortcut must answer exactly as libphonenumber's parser for every region's example
 // numbers of every type (and for those numbers with a digit more or less, which are mostly
@@ -24,7 +40,7 @@ TEST(PhoneCheck, TheE164ShortcutAnswersAsTheFullParserForEveryRegionsExamples) {
       PhoneNumberUtil::PREMIUM_RATE, PhoneNumberUtil::VOIP,    PhoneNumberUtil::PERSONAL_NUMBER,
       PhoneNumberUtil::PAGER,      PhoneNumberUtil::UAN,       PhoneNumberUtil::VOICEMAIL,
       PhoneNumberUtil::SHARED_COST};
-  int compared = 0, valid = 0, mobile = 0;
+  Comparison c;
   for (const auto& region : regions) {
     for (auto type : types) {
       PhoneNumber example;
@@ -33,20 +49,46 @@ TEST(PhoneCheck, TheE164ShortcutAnswersAsTheFullParserForEveryRegionsExamples) {
       util->Format(example, PhoneNumberUtil::E164, &e164);
       for (const auto& number : {e164, e164 + "5", e164.substr(0, e164.size() - 1)}) {
         for (const std::string& country : {std::string(), region, std::string("FR")}) {
-          auto fast = check_phone(number, country);
-          auto full = check_phone_uncached(number, country);
-          ASSERT_EQ(fast.valid, full.valid) << number << " for " << country;
-          ASSERT_EQ(fast.mobile, full.mobile) << number << " for " << country;
-          ++compared;
-          valid += full.valid;
-          mobile += full.mobile;
+          ASSERT_NO_FATAL_FAILURE(c.expect_same(number, country));
         }
       }
     }
   }
-  EXPECT_GT(compared, 3000);
-  EXPECT_GT(valid, 1000);
-  EXPECT_GT(mobile, 300);
+  EXPECT_GT(c.compared, 3000);
+  EXPECT_GT(c.valid, 1000);
+  EXPECT_GT(c.mobile, 300);
+}
+
+// The shortcut classifies numbers with its own matchers over libphonenumber's metadata. Random
+// numbers around every region's examples (the same leading digits, the rest drawn at random,
+// one digit more or less) must get the library's answer, including in the regions that share a
+// calling code (+1, +7, +44, +262, ...), where the region is told by the number itself.
+TEST(PhoneCheck, TheShortcutsClassifierAnswersAsTheLibraryForRandomNumbers) {
+  const auto* util = PhoneNumberUtil::GetInstance();
+  std::set<std::string> regions;
+  util->GetSupportedRegions(&regions);
+  std::mt19937 random(20261207);
+  Comparison c;
+  for (const auto& region : regions) {
+    for (auto type : {PhoneNumberUtil::FIXED_LINE, PhoneNumberUtil::MOBILE, PhoneNumberUtil::TOLL_FREE,
+                      PhoneNumberUtil::VOIP}) {
+      PhoneNumber example;
+      if (!util->GetExampleNumberForType(region, type, &example)) continue;
+      std::string e164;
+      util->Format(example, PhoneNumberUtil::E164, &e164);
+      for (int draw = 0; draw < 12; ++draw) {
+        std::string number = e164;
+        const size_t keep = 3 + random() % (number.size() - 3);
+        for (size_t i = keep; i < number.size(); ++i) number[i] = static_cast<char>('0' + random() % 10);
+        if (draw % 4 == 1) number.push_back(static_cast<char>('0' + random() % 10));
+        if (draw % 4 == 2 && number.size() > 9) number.pop_back();
+        ASSERT_NO_FATAL_FAILURE(c.expect_same(number, region));
+      }
+    }
+  }
+  EXPECT_GT(c.compared, 5000);
+  EXPECT_GT(c.valid, 1500);
+  EXPECT_GT(c.mobile, 500);
 }
 
 TEST(PhoneCheck, NationalFormatsAndNoiseGoThroughTheParser) {
