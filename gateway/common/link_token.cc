@@ -2,10 +2,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <mutex>
+
+#include "common/hmac.h"
 
 namespace relance {
 
@@ -64,12 +65,10 @@ std::optional<std::string> unbase64url(std::string_view in) {
 }
 
 std::string mac(std::string_view payload) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
   std::lock_guard lock(secret_mutex);
-  HMAC(EVP_sha256(), secret().data(), static_cast<int>(secret().size()),
-       reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), digest, &length);
-  return std::string(reinterpret_cast<const char*>(digest), kMacBytes);
+  auto digest = hmac(EVP_sha256(), secret(), payload);
+  digest.resize(kMacBytes);
+  return digest;
 }
 
 }  // namespace

@@ -185,5 +185,8 @@ bool fall_back(CustomerLedger& ledger, const std::string& reminder_id);
 int delivery_rank(relance::v1::DeliveryStatus status);
 void apply_action(CustomerLedger& ledger, const ActionRecord& action);
 ContactValidity check_contacts(const relance::v1::Customer& customer);
+// Replaces the ledger's customer and its contacts' validity, checking the phone numbers again
+// only when they or the country changed.
+void set_customer(CustomerLedger& ledger, const relance::v1::Customer& customer);
 
 }  // namespace relance::ledger

@@ -36,19 +36,36 @@ void upsert_invoice(CustomerLedger& ledger, const v1::Invoice& invoice) {
   if (was_open && state.paid() && state.reminders_sent > 0) state.paid_after_reminders = true;
 }
 
+bool looks_like_email(const std::string& email) {
+  auto at = email.find('@');
+  return at != std::string::npos && at > 0 && email.find('.', at) != std::string::npos &&
+         email.find_first_of(" \t\r\n<>") == std::string::npos;
+}
+
 }  // namespace
 
 ContactValidity check_contacts(const v1::Customer& customer) {
   ContactValidity v;
-  const auto& email = customer.email();
-  auto at = email.find('@');
-  v.email = at != std::string::npos && at > 0 && email.find('.', at) != std::string::npos &&
-            email.find_first_of(" \t\r\n<>") == std::string::npos;
+  v.email = looks_like_email(customer.email());
   auto phone = check_phone(customer.phone(), customer.country());
   v.phone = phone.valid;
   v.mobile = phone.mobile;
   v.whatsapp = customer.whatsapp().empty() ? phone.mobile : check_phone(customer.whatsapp(), customer.country()).valid;
   return v;
+}
+
+void set_customer(CustomerLedger& c, const v1::Customer& customer) {
+  // Every invoice carries its customer again, and classifying a phone number is most of the
+  // cost of applying one: the numbers' answers are kept while the numbers and the country are
+  // those they were given for (the ledger's contacts always describe its customer).
+  const bool same_numbers = customer.phone() == c.customer.phone() && customer.whatsapp() == c.customer.whatsapp() &&
+                            customer.country() == c.customer.country();
+  if (same_numbers) {
+    c.contacts.email = looks_like_email(customer.email());
+  } else {
+    c.contacts = check_contacts(customer);
+  }
+  c.customer = customer;
 }
 
 int delivery_rank(v1::DeliveryStatus status) {
@@ -136,8 +153,7 @@ std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& 
   switch (event.kind_case()) {
     case v1::InvoiceEvent::kInvoiceIssued: {
       const auto& k = event.invoice_issued();
-      c.customer = k.customer();
-      c.contacts = check_contacts(c.customer);
+      set_customer(c, k.customer());
       upsert_invoice(c, k.invoice());
       break;
     }
@@ -225,8 +241,7 @@ std::vector<std::string> apply_event(CustomerLedger& c, const v1::InvoiceEvent& 
         c.failed_channels.erase(v1::CALL_TASK);
       }
       if (customer.whatsapp() != c.customer.whatsapp()) c.failed_channels.erase(v1::WHATSAPP);
-      c.customer = customer;
-      c.contacts = check_contacts(c.customer);
+      set_customer(c, customer);
       break;
     }
     case v1::InvoiceEvent::kConsentChanged: {

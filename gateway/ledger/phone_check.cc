@@ -232,27 +232,15 @@ PhoneCheck check_phone_uncached(const std::string& number, const std::string& co
 // libphonenumber's parser runs dozens of ICU regular expressions (about 10 µs a number, half of
 // the decision path for an invoice before this shortcut). A valid strict E.164 number needs
 // none of them; anything else (national formats, spaces, a number the shortcut finds invalid)
-// goes through the full parser, so the answers are the parser's. Every invoice a customer
-// receives carries the same number again, and the answer depends on (number, country) alone:
-// a per-thread table keeps recent answers, emptied when full rather than managed as an LRU.
+// goes through the full parser, so the answers are the parser's. The ledger asks again only
+// when a customer's numbers change (set_customer).
 PhoneCheck check_phone(const std::string& number, const std::string& country) {
   if (number.empty()) return {};
-  constexpr size_t kMaxCachedNumbers = 1 << 16;
-  thread_local std::unordered_map<std::string, PhoneCheck> cache;
-  std::string key;
-  key.reserve(country.size() + 1 + number.size());
-  key.append(country).push_back('|');
-  key.append(number);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  PhoneCheck check;
-  if (auto split = split_e164(number); split && (check = classify_fast(*split)).valid) {
+  if (auto split = split_e164(number)) {
     // The shortcut's answer stands only when it finds the number valid.
-  } else {
-    check = check_phone_uncached(number, country);
+    if (auto check = classify_fast(*split); check.valid) return check;
   }
-  if (cache.size() >= kMaxCachedNumbers) cache.clear();
-  cache.emplace(std::move(key), check);
-  return check;
+  return check_phone_uncached(number, country);
 }
 
 }  // namespace relance::ledger

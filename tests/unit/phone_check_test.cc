@@ -7,6 +7,8 @@
 #include <set>
 #include <string>
 
+#include "ledger/ledger.h"
+
 namespace relance::ledger {
 namespace {
 
@@ -104,12 +106,41 @@ TEST(PhoneCheck, NationalFormatsAndNoiseGoThroughTheParser) {
   EXPECT_FALSE(check_phone("+0612345678", "").valid);
 }
 
-TEST(PhoneCheck, RepeatedAnswersComeFromTheCacheUnchanged) {
-  for (int i = 0; i < 3; ++i) {
-    auto check = check_phone("+447400123456", "GB");
-    EXPECT_TRUE(check.valid);
-    EXPECT_TRUE(check.mobile);
-  }
+// Each invoice carries its customer again: the ledger keeps the numbers' answers while the
+// numbers and the country stay, and checks again as soon as one of them changes.
+TEST(PhoneCheck, TheLedgerChecksNumbersAgainOnlyWhenTheyOrTheCountryChange) {
+  CustomerLedger ledger;
+  relance::v1::Customer customer;
+  customer.set_email("jeanne@example.com");
+  customer.set_phone("06 12 34 56 78");  // national format: needs the country
+  customer.set_country("FR");
+  set_customer(ledger, customer);
+  EXPECT_TRUE(ledger.contacts.email);
+  EXPECT_TRUE(ledger.contacts.mobile);
+  EXPECT_TRUE(ledger.contacts.whatsapp);  // no WhatsApp number: the mobile
+
+  customer.set_email("not an address");
+  set_customer(ledger, customer);
+  EXPECT_FALSE(ledger.contacts.email) << "the email is always checked";
+  EXPECT_TRUE(ledger.contacts.mobile);
+
+  customer.set_country("BE");  // the same digits read in Belgium
+  set_customer(ledger, customer);
+  EXPECT_EQ(ledger.contacts.phone, check_phone("06 12 34 56 78", "BE").valid);
+  EXPECT_EQ(ledger.contacts.mobile, check_phone("06 12 34 56 78", "BE").mobile);
+  EXPECT_FALSE(ledger.contacts.mobile);
+
+  customer.set_country("FR");
+  customer.set_phone("+33145678901");  // a landline
+  set_customer(ledger, customer);
+  EXPECT_TRUE(ledger.contacts.phone);
+  EXPECT_FALSE(ledger.contacts.mobile);
+  EXPECT_FALSE(ledger.contacts.whatsapp);
+
+  customer.set_whatsapp("+447400123456");
+  set_customer(ledger, customer);
+  EXPECT_TRUE(ledger.contacts.whatsapp);
+  EXPECT_EQ(ledger.customer.whatsapp(), "+447400123456");
 }
 
 }  // namespace
