@@ -2,6 +2,9 @@
 
 #include <google/protobuf/util/time_util.h>
 #include <malloc.h>
+#ifdef RELANCE_MIMALLOC
+#include <mimalloc.h>
+#endif
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -627,9 +630,14 @@ void Gateway::on_assigned(const std::vector<int32_t>& partitions) {
     }
   }
   // A restore reads and gathers hundreds of megabytes for a large changelog, freed by now but
-  // kept by the allocator in its arenas; given back so that the resident size stays the
-  // state's own.
-  if (restored_records_ >= kRestoreChunk) ::malloc_trim(0);
+  // kept by the allocator; given back so that the resident size stays the state's own.
+  if (restored_records_ >= kRestoreChunk) {
+#ifdef RELANCE_MIMALLOC
+    mi_collect(true);
+#else
+    ::malloc_trim(0);
+#endif
+  }
   restored_records_ = 0;
   update_partition_gauges();
   joined_.store(true);

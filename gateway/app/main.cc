@@ -94,6 +94,9 @@ int run(const std::string& config_path, const ClockFlags& clock_flags) {
   spdlog::info("relance starting with {}", config_path.empty() ? std::string("built-in defaults") : config_path);
   for (const auto& o : loaded.overrides) spdlog::info("override from environment: {}", o);
 #ifdef RELANCE_MIMALLOC
+  // The partitions' restore threads end once their changelog is read: what they allocated is
+  // given back to the system rather than kept for a thread that is gone.
+  mi_option_enable(mi_option_abandoned_page_decommit);
   spdlog::info("memory allocator: mimalloc {}.{}.{}", mi_version() / 100, mi_version() / 10 % 10, mi_version() % 10);
 #endif
   auto templates = load_templates(loaded.config);
