@@ -574,6 +574,7 @@ void Gateway::restore_partitions(const std::vector<int32_t>& partitions) {
   // not shared); a timeline changed four times within a chunk is written once.
   std::exception_ptr failure;
   std::map<int32_t, kafka::PartitionRead> reads;
+  store_->begin_restore();
   try {
     reads = kafka::read_partitions(kafka_properties_, config_.kafka().changelog_topic(), from, kRestoreChunk,
                                    [&](int32_t partition, const kafka::LatestByKey& chunk) {
@@ -589,6 +590,9 @@ void Gateway::restore_partitions(const std::vector<int32_t>& partitions) {
     failure = std::current_exception();
   }
   ledger_->restored();
+  std::size_t records = 0;
+  for (const auto& [partition, read] : reads) records += read.records;
+  store_->end_restore(records >= kRestoreChunk);
   if (failure) std::rethrow_exception(failure);
   store::StateStore::Batch batch(*store_);
   for (const auto& [partition, read] : reads) batch.put_changelog_offset(partition, read.end);

@@ -489,12 +489,18 @@ std::map<int32_t, PartitionRead> read_partitions(const Properties& properties, c
   std::vector<std::thread> readers;
   for (auto& [partition, read] : reads) {
     readers.emplace_back([&, partition = partition, &read = read] {
-      LatestByKey latest;
+      std::unordered_map<std::string, std::optional<std::string>> latest;
       auto hand_over = [&] {
+        LatestByKey chunk;
+        chunk.reserve(latest.size());
+        while (!latest.empty()) {
+          auto node = latest.extract(latest.begin());
+          chunk.emplace_back(std::move(node.key()), std::move(node.mapped()));
+        }
+        std::sort(chunk.begin(), chunk.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
         std::unique_lock lock(mutex);
         changed.wait(lock, [&] { return ready.size() < max_waiting; });
-        ready.emplace_back(partition, std::move(latest));
-        latest = LatestByKey();
+        ready.emplace_back(partition, std::move(chunk));
         changed.notify_all();
       };
       std::exception_ptr failure;

@@ -184,8 +184,8 @@ class Consumer {
 int64_t read_partition(const Properties& properties, const std::string& topic, int32_t partition, int64_t from,
                        const std::function<void(const Record&)>& each);
 
-// The last value of each key in a run of records (no value: a tombstone).
-using LatestByKey = std::unordered_map<std::string, std::optional<std::string>>;
+// The last value of each key in a run of records (no value: a tombstone), in key order.
+using LatestByKey = std::vector<std::pair<std::string, std::optional<std::string>>>;
 struct PartitionRead {
   int64_t from = 0;
   int64_t end = 0;  // the end offset reached
@@ -194,9 +194,9 @@ struct PartitionRead {
 };
 // Reads partitions of a topic from the given offsets to their ends as of the call, each on a
 // thread of its own, in chunks of `chunk_records` records of which only the last record of each
-// key is kept (what compaction keeps). `apply` runs on the calling thread for each chunk as it
-// comes, while the readers fetch the next ones; at most two chunks per reader wait, so the
-// memory held stays bounded. Throws what a reader or `apply` threw, once every reader stopped.
+// key is kept (what compaction keeps), sorted by key on the reader's thread. `apply` runs on the
+// calling thread for each chunk as it comes, while the readers fetch the next ones; at most two
+// chunks per reader wait, so the memory held stays bounded. Throws what a reader or `apply` threw, once every reader stopped.
 std::map<int32_t, PartitionRead> read_partitions(const Properties& properties, const std::string& topic,
                                                  const std::map<int32_t, int64_t>& from, std::size_t chunk_records,
                                                  const std::function<void(int32_t, const LatestByKey&)>& apply);

@@ -183,35 +183,38 @@ void DurableLedger::collect(store::StateStore::Batch& batch, std::vector<store::
 
 void DurableLedger::restore(int32_t partition, std::string_view key, const std::optional<std::string_view>& value,
                             store::StateStore::Batch& batch) {
+  auto [scheduled, unknown] = scheduled_before_.try_emplace(partition, false);
+  if (unknown) scheduled->second = store_.first_due(partition).has_value();
   if (key.starts_with("t/")) {
-    std::string timeline(key.substr(2));
+    auto [restoring, first_seen] = restoring_.try_emplace(std::string(key.substr(2)));
+    const std::string& timeline = restoring->first;
     // What the local schedule holds for this timeline now, to replace it.
     std::optional<Instant> indexed;
-    auto restoring = restoring_.find(timeline);
     auto cached = cache_.find(timeline);
-    if (restoring != restoring_.end()) {
+    if (!first_seen) {
       indexed = restoring->second;
     } else if (cached != cache_.end()) {
       indexed = cached->second.indexed_due;
-    } else if (auto bytes = store_.timeline(timeline)) {
-      CustomerLedger old;
-      if (decode_snapshot(*bytes, old)) indexed = old.next_due;
+    } else if (scheduled->second) {
+      if (auto bytes = store_.timeline(timeline); !bytes || !read_snapshot_schedule(*bytes, indexed)) {
+        indexed.reset();
+      }
     }
     if (indexed) batch.delete_due(partition, *indexed, timeline);
-    cache_.erase(timeline);
+    if (cached != cache_.end()) cache_.erase(cached);
     if (!value) {
       batch.delete_timeline(timeline);
-      restoring_[timeline] = std::nullopt;
+      restoring->second.reset();
       return;
     }
-    CustomerLedger ledger;
-    if (!decode_snapshot(*value, ledger)) throw std::runtime_error("changelog: unreadable timeline " + timeline);
+    std::optional<Instant> next_due;
+    if (!read_snapshot_schedule(*value, next_due)) throw std::runtime_error("changelog: unreadable timeline " + timeline);
     batch.put_timeline(timeline, *value);
-    if (ledger.next_due) {
-      batch.put_due(partition, *ledger.next_due, timeline);
-      lower_water(partition, *ledger.next_due);
+    if (next_due) {
+      batch.put_due(partition, *next_due, timeline);
+      lower_water(partition, *next_due);
     }
-    restoring_[timeline] = ledger.next_due;
+    restoring->second = next_due;
   } else if (key.starts_with("o/")) {
     auto id = key.substr(2);
     if (value && !value->empty()) {

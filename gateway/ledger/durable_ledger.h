@@ -64,7 +64,10 @@ class DurableLedger {
   // After a partition's restored records are written. Until then the ledger remembers where
   // each restored timeline is scheduled, so a later record of it replaces that entry without
   // reading the store.
-  void restored() { restoring_.clear(); }
+  void restored() {
+    restoring_.clear();
+    scheduled_before_.clear();
+  }
 
   // Drops the cached timelines of a partition (after its changes were collected).
   void forget_partition(int32_t partition);
@@ -95,6 +98,10 @@ class DurableLedger {
   std::vector<std::tuple<int32_t, Instant, std::string>> orphans_;
   // Restored timelines' scheduled instants while their batch is not written yet.
   std::unordered_map<std::string, std::optional<Instant>> restoring_;
+  // Per partition being restored, whether the store held any scheduled entry of it when the
+  // restore began. When it held none (a store restored whole), no restored timeline has an old
+  // entry to replace, and the store is not asked for each new one.
+  std::map<int32_t, bool> scheduled_before_;
   // Per partition, an instant no scheduled entry is earlier than: seeks start there, past the
   // deletions that taking timers leaves at the front of the index.
   std::map<int32_t, Instant> low_water_;

@@ -7,6 +7,9 @@
 #include <stdexcept>
 #include <utility>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include "relance/v1/state.pb.h"
 
 namespace relance::ledger {
@@ -355,6 +358,31 @@ bool decode_snapshot(std::string_view bytes, CustomerLedger& out) {
     out.next_due.reset();
   }
   return true;
+}
+
+bool read_snapshot_schedule(std::string_view bytes, std::optional<Instant>& next_due) {
+  using google::protobuf::internal::WireFormatLite;
+  constexpr int kFormatField = relance::v1::TimelineSnapshot::kFormatFieldNumber;
+  constexpr int kNextDueField = relance::v1::TimelineSnapshot::kNextDueFieldNumber;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  std::uint32_t format = 0;
+  next_due.reset();
+  while (auto tag = in.ReadTag()) {
+    auto field = WireFormatLite::GetTagFieldNumber(tag);
+    auto type = WireFormatLite::GetTagWireType(tag);
+    if (field == kFormatField && type == WireFormatLite::WIRETYPE_VARINT) {
+      if (!in.ReadVarint32(&format)) return false;
+    } else if (field == kNextDueField && type == WireFormatLite::WIRETYPE_VARINT) {
+      std::uint64_t zigzag = 0;
+      if (!in.ReadVarint64(&zigzag)) return false;
+      next_due = from_nanos(WireFormatLite::ZigZagDecode64(zigzag));
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  // ReadTag also gives 0 for a malformed tag; only the end of the bytes is a legitimate end.
+  return in.ConsumedEntireMessage() && format == kFormat;
 }
 
 }  // namespace relance::ledger

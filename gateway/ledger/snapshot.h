@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,5 +13,10 @@ namespace relance::ledger {
 std::string encode_snapshot(const CustomerLedger& ledger);
 // False (and `out` unspecified) when the bytes are not a snapshot this version reads.
 bool decode_snapshot(std::string_view bytes, CustomerLedger& out);
+
+// What a restore needs of a snapshot without decoding it whole: its schedule (the timeline's
+// next due instant). False when the bytes are not a snapshot this version reads at the top
+// level (framing, format); the nested parts are checked when the timeline is next loaded.
+bool read_snapshot_schedule(std::string_view bytes, std::optional<Instant>& next_due);
 
 }  // namespace relance::ledger

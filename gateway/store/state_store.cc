@@ -316,49 +316,29 @@ void StateStore::write(Batch& batch, bool sync) {
   batch.batch_.Clear();
 }
 
-namespace {
-
-// The operations of a write batch, to be written again in another order.
-class BatchOperations : public rocksdb::WriteBatch::Handler {
- public:
-  struct Operation {
-    uint32_t family;
-    std::string key;
-    std::optional<std::string> value;  // nullopt: a deletion
-  };
-  std::vector<Operation> operations;
-
-  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
-    operations.push_back({family, key.ToString(), value.ToString()});
-    return rocksdb::Status::OK();
-  }
-  rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice& key) override {
-    operations.push_back({family, key.ToString(), std::nullopt});
-    return rocksdb::Status::OK();
-  }
-};
-
-}  // namespace
-
 void StateStore::write_restored(Batch& batch) {
   if (batch.empty()) return;
-  BatchOperations gathered;
-  check(batch.batch_.Iterate(&gathered), "cannot read a batch");
-  // Stable: operations on one key keep their order.
-  std::stable_sort(gathered.operations.begin(), gathered.operations.end(), [](const auto& a, const auto& b) {
-    return a.family != b.family ? a.family < b.family : a.key < b.key;
-  });
-  std::map<uint32_t, rocksdb::ColumnFamilyHandle*> by_id;
-  for (auto* handle : handles_) by_id[handle->GetID()] = handle;
-  rocksdb::WriteBatch ordered;
-  for (const auto& op : gathered.operations) {
-    auto* family = by_id.at(op.family);
-    check(op.value ? ordered.Put(family, op.key, *op.value) : ordered.Delete(family, op.key), "cannot batch");
-  }
   rocksdb::WriteOptions options;
   options.disableWAL = true;
-  check(db_->Write(options, &ordered), "cannot write");
+  check(db_->Write(options, &batch.batch_), "cannot write");
   batch.batch_.Clear();
+}
+
+void StateStore::begin_restore() {
+  for (auto* handle : handles_) {
+    check(db_->SetOptions(handle, {{"max_write_buffer_number", "6"}}), "cannot set restore options");
+  }
+}
+
+void StateStore::end_restore(bool flush) {
+  const auto usual = std::to_string(rocksdb::ColumnFamilyOptions().max_write_buffer_number);
+  for (auto* handle : handles_) {
+    check(db_->SetOptions(handle, {{"max_write_buffer_number", usual}}), "cannot set options");
+  }
+  if (!flush) return;
+  rocksdb::FlushOptions in_background;
+  in_background.wait = false;
+  check(db_->Flush(in_background, handles_), "cannot flush");
 }
 
 bool StateStore::resume() { return db_->Resume().ok(); }

@@ -104,11 +104,17 @@ class StateStore {
   // Applies the batch atomically; `sync` waits for it to reach the disk. Throws StoreError;
   // the batch is kept then, to be written again.
   void write(Batch& batch, bool sync);
-  // Writes state restored from the changelog: without the write-ahead log (a crash before the
-  // next clean stop leaves the store untrusted, and it is restored again) and sorted by key
-  // within each column family, which RocksDB's memtables take several times faster than
-  // scattered keys. Throws StoreError.
+  // Writes state restored from the changelog without the write-ahead log (a crash before the
+  // next clean stop leaves the store untrusted, and it is restored again). RocksDB's memtables
+  // take keys several times faster in order than scattered: the restore batches its records in
+  // key order. Throws StoreError.
   void write_restored(Batch& batch);
+  // Around a restore: more memtables may wait for their flush (within the same memory budget)
+  // so that the restore's writes do not stall behind the flushes; then the usual setting back,
+  // and with `flush` (a large restore) the memtables it filled are flushed in the background,
+  // giving their memory back instead of holding it until the gateway's own writes fill them.
+  void begin_restore();
+  void end_restore(bool flush);
   // After a failed write: asks RocksDB to leave its read-only error state (it refuses every
   // write after a failed one until then). False while it still cannot.
   bool resume();

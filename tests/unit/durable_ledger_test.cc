@@ -213,6 +213,39 @@ TEST_F(DurableLedgerTest, ARestoreWrittenInChunksSortedAndWithoutTheLogSurvivesA
   EXPECT_TRUE(ledger.sending_timelines(1).empty());
 }
 
+TEST_F(DurableLedgerTest, ARestoreOverAKeptStoreReplacesTheScheduleEntriesTheStoreHeld) {
+  // The store kept c1 (partition 1) due in 1 h; the changelog
+  // then says c1 is due in 3 h and c2 in 4 h. Partition 1 is restored into a store that holds
+  // its old entry (read back to be replaced); the store held nothing of partition 2, whose
+  // restore reads nothing back and only adds.
+  {
+    store::StateStore store(dir_.string());
+    DurableLedger ledger(store);
+    ledger.apply("c1", 1, 1, issued("e1", "inv-1"));
+    ledger.schedule("c1", t0_ + 1h);
+    commit(store, ledger);
+    store.mark_clean();
+  }
+  auto changelog = changelog_of({[&](DurableLedger& ledger) {
+    ledger.apply("c1", 1, 1, issued("e1", "inv-1"));
+    ledger.schedule("c1", t0_ + 3h);
+    ledger.apply("c2", 2, 1, issued("e2", "inv-2"));
+    ledger.schedule("c2", t0_ + 4h);
+  }});
+  store::StateStore store(dir_.string());
+  ASSERT_TRUE(store.was_clean());
+  DurableLedger ledger(store);
+  ledger.forget_partition(1);
+  store::StateStore::Batch batch(store);
+  restore(ledger, batch, changelog.begin(), changelog.end());
+  store.write_restored(batch);
+  ledger.restored();
+  EXPECT_EQ(store.count_due(1, t0_ + 10h, 100), 1u) << "the kept entry in 1 h was not replaced";
+  EXPECT_EQ(store.first_due(1), t0_ + 3h);
+  EXPECT_EQ(store.count_due(2, t0_ + 10h, 100), 1u);
+  EXPECT_EQ(store.first_due(2), t0_ + 4h);
+}
+
 TEST_F(DurableLedgerTest, TheCacheStaysWithinItsCapacityAndReadsBackFromTheStore) {
   store::StateStore store(dir_.string());
   DurableLedger ledger(store, 16);

@@ -325,6 +325,43 @@ TEST(Snapshot, NothingScheduledDiffersFromScheduledAtTheEpoch) {
   EXPECT_EQ(differences(ledger, at_epoch), Differences{});
 }
 
+TEST(Snapshot, TheScheduleIsReadWithoutDecodingTheWhole) {
+  auto ledger = full_ledger();
+  std::optional<Instant> next_due;
+  ASSERT_TRUE(read_snapshot_schedule(encode_snapshot(ledger), next_due));
+  EXPECT_EQ(next_due, ledger.next_due);
+
+  ledger.next_due = Instant{} - std::chrono::seconds(5);  // before the epoch: a negative sint64
+  ASSERT_TRUE(read_snapshot_schedule(encode_snapshot(ledger), next_due));
+  EXPECT_EQ(next_due, ledger.next_due);
+
+  ledger.next_due.reset();
+  next_due = Instant{};
+  ASSERT_TRUE(read_snapshot_schedule(encode_snapshot(ledger), next_due));
+  EXPECT_FALSE(next_due);
+  ASSERT_TRUE(read_snapshot_schedule(encode_snapshot(CustomerLedger{}), next_due));
+  EXPECT_FALSE(next_due);
+}
+
+TEST(Snapshot, TheScheduleReaderRefusesWhatDecodingRefusesAtTheTopLevel) {
+  auto ledger = full_ledger();
+  auto bytes = encode_snapshot(ledger);
+  std::optional<Instant> next_due;
+  CustomerLedger decoded;
+  for (std::size_t cut : {std::size_t{1}, std::size_t{3}, bytes.size() / 2}) {
+    auto truncated = bytes.substr(0, bytes.size() - cut);
+    EXPECT_FALSE(read_snapshot_schedule(truncated, next_due)) << "cut " << cut;
+    EXPECT_FALSE(decode_snapshot(truncated, decoded)) << "cut " << cut;
+  }
+  EXPECT_FALSE(read_snapshot_schedule(std::string("\xff\xff\xff"), next_due));
+
+  v1::TimelineSnapshot later_format;
+  ASSERT_TRUE(later_format.ParseFromString(bytes));
+  later_format.set_format(later_format.format() + 1);
+  EXPECT_FALSE(read_snapshot_schedule(later_format.SerializeAsString(), next_due));
+  EXPECT_FALSE(decode_snapshot(later_format.SerializeAsString(), decoded));
+}
+
 TEST(Snapshot, AKeyThatIsNotUtf8RoundTrips) {
   auto ledger = full_ledger();
   ledger.key = std::string("\xff\xfe\0k", 4);
