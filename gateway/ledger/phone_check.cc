@@ -105,7 +105,7 @@ class TypeClassifier {
   const PhoneMetadata* region_among(const std::vector<const PhoneMetadata*>& regions, const std::string& national) {
     for (const auto* region : regions) {
       if (region->has_leading_digits()) {
-        if (matches(region->leading_digits(), /*whole=*/false)) return region;
+        if (matches_pattern(region->leading_digits(), /*whole=*/false)) return region;
       } else if (type_in(*region, national) != PhoneNumberUtil::UNKNOWN) {
         return region;
       }
@@ -141,11 +141,11 @@ class TypeClassifier {
       return false;
     }
     if (desc.national_number_pattern().empty()) return false;
-    return matches(desc.national_number_pattern(), /*whole=*/true);
+    return matches_pattern(desc.national_number_pattern(), /*whole=*/true);
   }
 
   // The current number against a pattern: all of it, or a prefix of it.
-  bool matches(const std::string& pattern, bool whole) {
+  bool matches_pattern(const std::string& pattern, bool whole) {
     auto& matcher = matchers_[&pattern];
     UErrorCode status = U_ZERO_ERROR;
     if (!matcher) {
